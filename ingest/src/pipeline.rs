@@ -1,0 +1,422 @@
+//! The ingest pipeline: WAL first, then the stores.
+//!
+//! ```text
+//! handler ──Append──▶ WAL thread ──Durable (LSN order)──▶ applier thread ──Frozen──▶ flusher thread
+//!   ▲  (group commit: one fsync per group)    │ tantivy add / Arrow append      │ Parquet + CHECKPOINT
+//!   └────────────── ack (after apply) ◀───────┘ commit + reload every tick       │
+//!                                              └─▶ subscribers (broadcast, in LSN order)
+//! ```
+//!
+//! A request is acknowledged after its WAL frame is fsynced and its events are applied to the
+//! in-memory side of both stores, so it is in SQL at once and in search after the next commit
+//! tick. The WAL is truncated through the lowest LSN both stores hold durably.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fnlens_model::Batch;
+use fnlens_store::wal::{self, Append, Durable, WalConfig, WalTruncator};
+use fnlens_store::{
+    DataDir, InvocationStore, LogStore, LogStoreConfig, Lsn, StoreError, StoreStats,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::stats::IngestStats;
+
+/// Tuning of the pipeline. The defaults suit one small machine.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub data_dir: PathBuf,
+    /// How often the log index commits and readers reload: the bound on ack-to-searchable.
+    pub commit_interval: Duration,
+    /// The invocation buffer goes to Parquet at least this often...
+    pub flush_interval: Duration,
+    /// ...or once it holds this many rows.
+    pub flush_rows: usize,
+    pub wal_segment_bytes: u64,
+    pub indexer_threads: usize,
+    pub indexer_memory_bytes: usize,
+    /// Appends waiting for the WAL thread, at most; senders wait beyond it (backpressure).
+    pub queue_depth: usize,
+}
+
+impl PipelineConfig {
+    pub fn new(data_dir: PathBuf) -> PipelineConfig {
+        PipelineConfig {
+            data_dir,
+            commit_interval: Duration::from_millis(500),
+            flush_interval: Duration::from_secs(30),
+            flush_rows: 500_000,
+            wal_segment_bytes: 64 << 20,
+            indexer_threads: 2,
+            indexer_memory_bytes: 128 << 20,
+            queue_depth: 4096,
+        }
+    }
+}
+
+/// Why an ingest did not complete. All of them are the server's problem.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    #[error("the write-ahead log failed: {0}")]
+    Wal(String),
+    #[error("the batch is durable but could not be applied to the stores: {0}")]
+    Apply(String),
+    #[error("fnlens is shutting down")]
+    ShuttingDown,
+}
+
+/// A batch as subscribers receive it.
+#[derive(Debug)]
+pub struct Ingested {
+    pub lsn: Lsn,
+    pub batch: Arc<Batch>,
+}
+
+/// The stores, for readers.
+#[derive(Clone)]
+pub struct Stores {
+    pub logs: Arc<LogStore>,
+    pub invocations: Arc<InvocationStore>,
+    pub stats: Arc<StoreStats>,
+}
+
+struct Pending {
+    batch: Arc<Batch>,
+    done: oneshot::Sender<Result<Lsn, IngestError>>,
+}
+
+/// The running pipeline.
+pub struct Pipeline {
+    /// `None` once shutdown has begun.
+    append_tx: Mutex<Option<mpsc::Sender<Append<Pending>>>>,
+    stores: Stores,
+    stats: Arc<IngestStats>,
+    events: broadcast::Sender<Arc<Ingested>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Holds the data directory's lock for as long as the pipeline lives.
+    _data_dir: DataDir,
+}
+
+/// Capacity of the subscription channel; a subscriber further behind is told it lagged.
+const SUBSCRIBER_BACKLOG: usize = 8192;
+
+impl Pipeline {
+    /// Opens the data directory, replays the WAL into the stores and starts the threads.
+    pub fn open(config: PipelineConfig) -> Result<Pipeline, StoreError> {
+        let data_dir = DataDir::open(&config.data_dir)?;
+        let store_stats = Arc::new(StoreStats::default());
+        let logs = Arc::new(LogStore::open(
+            LogStoreConfig {
+                dir: data_dir.logs_dir(),
+                writer_threads: config.indexer_threads,
+                writer_memory_bytes: config.indexer_memory_bytes,
+                writer_idle: Duration::from_secs(300),
+            },
+            store_stats.clone(),
+        )?);
+        let invocations = Arc::new(InvocationStore::open(
+            data_dir.invocations_dir(),
+            store_stats.clone(),
+        )?);
+
+        // Replay what the stores do not hold durably yet.
+        let started = Instant::now();
+        let mut replayed = 0u64;
+        let mut replay_error = None;
+        let wal_last = wal::replay(&data_dir.wal_dir(), |rec| {
+            if replay_error.is_some() {
+                return;
+            }
+            match serde_json::from_slice::<Batch>(&rec.payload) {
+                Ok(batch) => {
+                    let r = logs
+                        .add(rec.lsn, &batch.logs, true)
+                        .and_then(|_| invocations.append(rec.lsn, &batch.invocations, true));
+                    if let Err(e) = r {
+                        replay_error = Some(e);
+                    }
+                    replayed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(lsn = rec.lsn, error = %e, "skipping unreadable wal record")
+                }
+            }
+        })?;
+        if let Some(e) = replay_error {
+            return Err(e);
+        }
+        let last = wal_last
+            .max(logs.max_committed_lsn())
+            .max(invocations.checkpoint());
+        if replayed > 0 {
+            logs.commit(last)?;
+            if let Some(frozen) = invocations.freeze() {
+                invocations.write_frozen(&frozen)?;
+            }
+            tracing::info!(
+                records = replayed,
+                through = last,
+                took_ms = started.elapsed().as_millis() as u64,
+                "replayed the write-ahead log"
+            );
+        }
+
+        let (append_tx, append_rx) = mpsc::channel(config.queue_depth);
+        let (durable_tx, durable_rx) = std::sync::mpsc::channel();
+        let (truncator, wal_thread) = wal::spawn(
+            WalConfig {
+                dir: data_dir.wal_dir(),
+                segment_bytes: config.wal_segment_bytes,
+            },
+            last + 1,
+            append_rx,
+            durable_tx,
+            store_stats.clone(),
+        )?;
+        // Everything before the new segment is durable in the stores now.
+        truncator.truncate_through(last)?;
+
+        let stats = Arc::new(IngestStats::default());
+        let (events, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
+        let (flush_tx, flush_rx) = std::sync::mpsc::channel();
+        let flusher = {
+            let invocations = invocations.clone();
+            std::thread::Builder::new()
+                .name("fnlens-flush".into())
+                .spawn(move || flusher_loop(invocations, flush_rx))?
+        };
+        let applier = Applier {
+            config: config.clone(),
+            logs: logs.clone(),
+            invocations: invocations.clone(),
+            truncator,
+            events: events.clone(),
+            stats: stats.clone(),
+            flush_tx,
+            applied: last,
+            logs_durable: last,
+            last_flush: Instant::now(),
+        };
+        let applier = std::thread::Builder::new()
+            .name("fnlens-apply".into())
+            .spawn(move || applier.run(durable_rx, flusher))?;
+
+        Ok(Pipeline {
+            append_tx: Mutex::new(Some(append_tx)),
+            stores: Stores {
+                logs,
+                invocations,
+                stats: store_stats,
+            },
+            stats,
+            events,
+            threads: Mutex::new(vec![wal_thread, applier]),
+            _data_dir: data_dir,
+        })
+    }
+
+    /// Makes `batch` durable and visible. Resolves once its WAL frame is fsynced and its events
+    /// are applied; the LSN is the batch's position in the log.
+    pub async fn ingest(&self, batch: Batch) -> Result<Lsn, IngestError> {
+        let tx = self
+            .append_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(IngestError::ShuttingDown)?;
+        let payload = serde_json::to_vec(&batch).map_err(|e| IngestError::Wal(e.to_string()))?;
+        let (done, rx) = oneshot::channel();
+        let pending = Pending {
+            batch: Arc::new(batch),
+            done,
+        };
+        tx.send(Append {
+            payload,
+            item: pending,
+        })
+        .await
+        .map_err(|_| IngestError::ShuttingDown)?;
+        rx.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+
+    /// Every batch applied from now on, in LSN order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Ingested>> {
+        self.events.subscribe()
+    }
+
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    pub fn stats(&self) -> &Arc<IngestStats> {
+        &self.stats
+    }
+
+    /// Stops taking batches, lets everything in flight finish, commits the log index and flushes
+    /// the invocation buffer. Blocking: call it from a blocking context.
+    pub fn shutdown(&self) {
+        self.append_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// State of the applier thread, which alone writes to the stores.
+struct Applier {
+    config: PipelineConfig,
+    logs: Arc<LogStore>,
+    invocations: Arc<InvocationStore>,
+    truncator: WalTruncator,
+    events: broadcast::Sender<Arc<Ingested>>,
+    stats: Arc<IngestStats>,
+    flush_tx: std::sync::mpsc::Sender<Arc<fnlens_store::invocations::Frozen>>,
+    /// Every record at or below this LSN has been applied.
+    applied: Lsn,
+    /// The log index holds every record at or below this LSN durably.
+    logs_durable: Lsn,
+    last_flush: Instant,
+}
+
+impl Applier {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Durable<Pending>>, flusher: JoinHandle<()>) {
+        let mut next_tick = Instant::now() + self.config.commit_interval;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Durable::Written(items)) => {
+                    for (lsn, pending) in items {
+                        let result = self.apply(lsn, &pending.batch);
+                        let _ = pending.done.send(result);
+                    }
+                }
+                Ok(Durable::Failed(items, e)) => {
+                    for pending in items {
+                        let _ = pending.done.send(Err(IngestError::Wal(e.to_string())));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + self.config.commit_interval;
+            }
+        }
+        // Shutdown: the WAL thread is gone and every append has been answered.
+        let Applier {
+            logs,
+            invocations,
+            truncator,
+            flush_tx,
+            applied,
+            mut logs_durable,
+            ..
+        } = self;
+        match logs.close(applied) {
+            Ok(()) => logs_durable = applied,
+            Err(e) => {
+                tracing::error!(error = %e, "final log commit failed; the wal will replay it")
+            }
+        }
+        if let Some(frozen) = invocations.freeze() {
+            let _ = flush_tx.send(frozen);
+        }
+        drop(flush_tx);
+        let _ = flusher.join();
+        let inv_durable = if invocations.has_unflushed() {
+            invocations.checkpoint()
+        } else {
+            applied
+        };
+        if let Err(e) = truncator.truncate_through(logs_durable.min(inv_durable)) {
+            tracing::warn!(error = %e, "could not truncate the wal at shutdown");
+        }
+        tracing::info!(through = applied, "ingest pipeline stopped");
+    }
+
+    fn apply(&mut self, lsn: Lsn, batch: &Arc<Batch>) -> Result<Lsn, IngestError> {
+        let result = self
+            .logs
+            .add(lsn, &batch.logs, false)
+            .and_then(|_| self.invocations.append(lsn, &batch.invocations, false));
+        self.applied = lsn;
+        match result {
+            Ok(()) => {
+                self.stats.record_applied(batch);
+                let _ = self.events.send(Arc::new(Ingested {
+                    lsn,
+                    batch: batch.clone(),
+                }));
+                Ok(lsn)
+            }
+            Err(e) => {
+                tracing::error!(lsn, error = %e, "applying a durable batch failed");
+                self.stats.apply_errors.fetch_add(1, Ordering::Relaxed);
+                Err(IngestError::Apply(e.to_string()))
+            }
+        }
+    }
+
+    /// Commit the log index, hand the invocation buffer to the flusher when due, and truncate the
+    /// WAL through what both stores hold durably.
+    fn tick(&mut self) {
+        match self.logs.commit(self.applied) {
+            Ok(_) => self.logs_durable = self.applied,
+            Err(e) => tracing::error!(error = %e, "log index commit failed"),
+        }
+        let rows = self.invocations.active_rows();
+        let due = self.last_flush.elapsed() >= self.config.flush_interval;
+        if rows > 0 && (due || rows >= self.config.flush_rows) {
+            if let Some(frozen) = self.invocations.freeze() {
+                let _ = self.flush_tx.send(frozen);
+            }
+            self.last_flush = Instant::now();
+        }
+        // With nothing buffered, every invocation applied so far is already in Parquet.
+        let inv_durable = if self.invocations.has_unflushed() {
+            self.invocations.checkpoint()
+        } else {
+            self.applied
+        };
+        if let Err(e) = self
+            .truncator
+            .truncate_through(self.logs_durable.min(inv_durable))
+        {
+            tracing::warn!(error = %e, "wal truncation failed");
+        }
+    }
+}
+
+fn flusher_loop(
+    invocations: Arc<InvocationStore>,
+    rx: std::sync::mpsc::Receiver<Arc<fnlens_store::invocations::Frozen>>,
+) {
+    for frozen in rx {
+        let mut attempt = 0u32;
+        while let Err(e) = invocations.write_frozen(&frozen) {
+            attempt += 1;
+            tracing::error!(error = %e, attempt, "parquet flush failed; retrying");
+            if attempt >= 10 {
+                tracing::error!("giving up on this flush; the wal keeps its rows until restart");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Decoded events: one [`Invocation`] per function invocation, one [`LogRecord`] per log line.
+
+use serde::{Deserialize, Serialize};
+
+/// How an invocation ended, as the Lambda platform reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Success,
+    Failure,
+    Error,
+    Timeout,
+}
+
+impl Status {
+    /// Reads a platform status. Unknown values count as `failure`: the set is open upstream and a
+    /// status we do not know is still not a success.
+    pub fn parse(s: &str) -> Status {
+        match s.to_ascii_lowercase().as_str() {
+            "success" => Status::Success,
+            "error" => Status::Error,
+            "timeout" => Status::Timeout,
+            _ => Status::Failure,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Failure => "failure",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+        }
+    }
+}
+
+/// Log severity, normalised to the six levels Lambda's runtimes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    /// Reads a level as runtimes and loggers spell it (`WARNING`, `critical`, `Err`, ...).
+    pub fn parse(s: &str) -> Option<Level> {
+        let upper = s.trim().to_ascii_uppercase();
+        Some(match upper.as_str() {
+            "TRACE" => Level::Trace,
+            "DEBUG" => Level::Debug,
+            "INFO" | "INFORMATION" | "NOTICE" => Level::Info,
+            "WARN" | "WARNING" => Level::Warn,
+            "ERROR" | "ERR" => Level::Error,
+            "FATAL" | "CRITICAL" | "CRIT" | "EMERGENCY" | "ALERT" => Level::Fatal,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+            Level::Fatal => "FATAL",
+        }
+    }
+}
+
+/// Who wrote a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// The function's own stdout/stderr.
+    Function,
+    /// A Lambda extension.
+    Extension,
+    /// The Lambda platform itself (START, END, REPORT, INIT_START, ...).
+    Platform,
+}
+
+impl LogSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::Function => "function",
+            LogSource::Extension => "extension",
+            LogSource::Platform => "platform",
+        }
+    }
+}
+
+/// One function invocation, as `platform.report` (or a REPORT line) describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// Start of the invocation, UTC epoch ms.
+    pub ts_ms: i64,
+    /// End of the invocation (start + duration), UTC epoch ms.
+    pub end_ts_ms: i64,
+    pub function: String,
+    pub version: String,
+    pub request_id: String,
+    pub status: Status,
+    pub error_type: Option<String>,
+    pub duration_ms: f64,
+    pub billed_duration_ms: f64,
+    pub memory_size_mb: i64,
+    pub max_memory_used_mb: i64,
+    /// Present on cold starts only.
+    pub init_duration_ms: Option<f64>,
+    pub cold_start: bool,
+    /// Status of the init phase on a cold start (`success`, `error`, ...).
+    pub init_status: Option<String>,
+    pub instance: Option<String>,
+    pub region: Option<String>,
+}
+
+/// One log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub ts_ms: i64,
+    pub function: String,
+    pub version: String,
+    pub request_id: Option<String>,
+    pub level: Level,
+    pub source: LogSource,
+    pub message: String,
+    /// Structured fields (JSON logs, EMF, OTLP attributes). Always a JSON object, possibly empty.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What one accepted request adds to the stores: the unit of the WAL and of the subscription
+/// point. Only events that passed validation are in it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invocations: Vec<Invocation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogRecord>,
+    /// Records the platform reported as dropped before they reached us (`platform.logsDropped`).
+    #[serde(default)]
+    pub logs_dropped_records: u64,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.invocations.is_empty() && self.logs.is_empty() && self.logs_dropped_records == 0
+    }
+
+    /// Number of events (invocations plus log lines).
+    pub fn len(&self) -> usize {
+        self.invocations.len() + self.logs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_synonyms() {
+        assert_eq!(Level::parse("warning"), Some(Level::Warn));
+        assert_eq!(Level::parse("CRITICAL"), Some(Level::Fatal));
+        assert_eq!(Level::parse(" info "), Some(Level::Info));
+        assert_eq!(Level::parse("anything"), None);
+    }
+
+    #[test]
+    fn unknown_status_is_not_success() {
+        assert_eq!(Status::parse("Success"), Status::Success);
+        assert_eq!(Status::parse("timeout"), Status::Timeout);
+        assert_eq!(Status::parse("weird"), Status::Failure);
+    }
+}

@@ -1,0 +1,32 @@
+//! Reading the stores: log search over tantivy, SQL over Parquet and the Arrow buffer.
+//!
+//! This crate never sees HTTP types; `web` turns its errors into answers.
+
+pub mod search;
+pub mod sql;
+
+pub use search::{MAX_LIMIT, SearchRequest, SearchResult, search};
+pub use sql::{InvocationsTable, SqlEngine, SqlResult};
+
+/// Errors of a read, classified by whose fault they are.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The search query does not parse or asks for something impossible.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// The SQL is malformed, refers to unknown things, or is not allowed.
+    #[error("{0}")]
+    InvalidSql(String),
+    /// A limit (memory, time) ended the query.
+    #[error("{0}")]
+    ResourcesExhausted(String),
+    /// The server failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<tantivy::TantivyError> for QueryError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        QueryError::Internal(e.to_string())
+    }
+}

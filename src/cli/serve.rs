@@ -1,0 +1,158 @@
+//! `fnlens serve`: flags, env vars and an optional TOML file, merged in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use fnlens_ingest::{Pipeline, PipelineConfig};
+use fnlens_web::{AppState, WebConfig};
+use serde::Deserialize;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "FNLENS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the data lives [default: ./fnlens-data].
+    #[arg(long, env = "FNLENS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML file with any of: listen, data_dir, max_body_bytes, commit_interval_ms,
+    /// flush_interval_secs. Flags and env vars take precedence.
+    #[arg(long, env = "FNLENS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Largest request body, in bytes [default: 16 MiB].
+    #[arg(long, env = "FNLENS_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// How often new logs become searchable, in ms [default: 500].
+    #[arg(long, env = "FNLENS_COMMIT_INTERVAL_MS")]
+    commit_interval_ms: Option<u64>,
+    /// How often buffered invocations are written to Parquet, in seconds [default: 30].
+    #[arg(long, env = "FNLENS_FLUSH_INTERVAL_SECS")]
+    flush_interval_secs: Option<u64>,
+    /// Also run a small simulated fleet posting to this server, so there is data to look at.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// The TOML config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    commit_interval_ms: Option<u64>,
+    flush_interval_secs: Option<u64>,
+}
+
+/// The settings the server runs with, after merging.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    pipeline: PipelineConfig,
+    web: WebConfig,
+}
+
+fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("fnlens-data"));
+    let mut pipeline = PipelineConfig::new(data_dir);
+    if let Some(ms) = args.commit_interval_ms.or(file.commit_interval_ms) {
+        anyhow::ensure!(ms > 0, "commit_interval_ms must be positive");
+        pipeline.commit_interval = Duration::from_millis(ms);
+    }
+    if let Some(s) = args.flush_interval_secs.or(file.flush_interval_secs) {
+        anyhow::ensure!(s > 0, "flush_interval_secs must be positive");
+        pipeline.flush_interval = Duration::from_secs(s);
+    }
+    let mut web = WebConfig::default();
+    if let Some(b) = args.max_body_bytes.or(file.max_body_bytes) {
+        anyhow::ensure!(b > 0, "max_body_bytes must be positive");
+        web.max_body_bytes = b;
+    }
+    Ok(Settings {
+        listen,
+        pipeline,
+        web,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight, then flushing");
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = settings(&args)?;
+    let started = std::time::Instant::now();
+    let data_dir = settings.pipeline.data_dir.clone();
+    let pipeline_config = settings.pipeline;
+    let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(pipeline_config))
+        .await?
+        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    let pipeline = Arc::new(pipeline);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        listen = %addr,
+        data_dir = %data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "fnlens is ready"
+    );
+    // Tests and scripts read the address from this line.
+    println!("fnlens listening on http://{addr}");
+
+    if args.demo {
+        let target = format!("http://{addr}");
+        tokio::spawn(async move {
+            if let Err(e) = super::simulate::demo(target).await {
+                tracing::warn!(error = %e, "demo fleet stopped");
+            }
+        });
+        tracing::info!("demo fleet is posting simulated traffic");
+    }
+
+    let state = AppState::new(pipeline.clone(), settings.web);
+    fnlens_web::serve(listener, state, shutdown_signal()).await?;
+    tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
+    tracing::info!("fnlens stopped");
+    Ok(())
+}

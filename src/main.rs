@@ -1,0 +1,44 @@
+//! The `fnlens` binary: parses the command line and wires the crates together.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fnlens",
+    version,
+    about = "Observability and log analytics for serverless functions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: ingest, search, SQL.
+    Serve(cli::serve::ServeArgs),
+    /// Act as a fleet of Lambda functions posting Telemetry API batches (or write them to a file).
+    Simulate(cli::simulate::SimulateArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tantivy=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => cli::serve::run(args).await,
+            Command::Simulate(args) => cli::simulate::run(args).await,
+        }
+    })
+}

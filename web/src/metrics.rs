@@ -1,0 +1,128 @@
+//! `GET /metrics` in the Prometheus text format, and the request counter behind it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use fnlens_store::metrics::render_metric;
+
+use crate::AppState;
+
+/// Requests by route and status.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+pub(crate) async fn count_requests(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    *state
+        .http
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((route, status))
+        .or_default() += 1;
+    response
+}
+
+pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::with_capacity(8192);
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_http_requests_total HTTP requests by route and status\n# TYPE fnlens_http_requests_total counter"
+    );
+    for ((route, status), n) in state
+        .http
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        let _ = writeln!(
+            out,
+            "fnlens_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+        );
+    }
+    state.pipeline.stats().render(&mut out);
+    let stores = state.pipeline.stores();
+    stores.stats.render(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_partitions Time partitions on disk, by store\n# TYPE fnlens_partitions gauge"
+    );
+    let _ = writeln!(
+        out,
+        "fnlens_partitions{{store=\"logs\"}} {}",
+        stores.logs.partition_count()
+    );
+    let _ = writeln!(
+        out,
+        "fnlens_partitions{{store=\"invocations\"}} {}",
+        stores.invocations.partition_count()
+    );
+    render_metric(
+        &mut out,
+        "fnlens_invocations_buffered_rows",
+        "gauge",
+        "Invocation rows in the Arrow buffer, not yet in Parquet",
+        stores.invocations.active_rows() as u64,
+    );
+    render_metric(
+        &mut out,
+        "fnlens_process_resident_memory_bytes",
+        "gauge",
+        "Resident set size of the process",
+        resident_memory_bytes(),
+    );
+    render_metric(
+        &mut out,
+        "fnlens_process_peak_resident_memory_bytes",
+        "gauge",
+        "Peak resident set size of the process",
+        peak_resident_memory_bytes(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+/// Reads a `/proc/self/status` field in kB, as bytes (0 where /proc is absent).
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn resident_memory_bytes() -> u64 {
+    proc_status_kb("VmRSS:")
+}
+
+fn peak_resident_memory_bytes() -> u64 {
+    proc_status_kb("VmHWM:")
+}

@@ -29,6 +29,15 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+/// `POST /api/v1/ingest/lambda/` without a function name.
+pub(crate) async fn missing_function(State(state): State<AppState>) -> ApiError {
+    state.pipeline.stats().record_rejected_request("invalid_function");
+    ApiError::bad_request(
+        "invalid_function",
+        "the function name is missing: POST /api/v1/ingest/lambda/{function}",
+    )
+}
+
 /// Reads the whole body, refusing it once it passes the limit.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {

@@ -60,6 +60,8 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/ingest/lambda/{function}",
             post(handlers::ingest_lambda),
         )
+        .route("/api/v1/ingest/lambda", post(handlers::missing_function))
+        .route("/api/v1/ingest/lambda/", post(handlers::missing_function))
         .route("/api/v1/logs/search", get(handlers::search_logs))
         .route("/api/v1/sql", post(handlers::sql))
         .route("/healthz", get(handlers::healthz))

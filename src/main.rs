@@ -21,6 +21,9 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Act as a fleet of Lambda functions posting Telemetry API batches (or write them to a file).
     Simulate(cli::simulate::SimulateArgs),
+    /// Benchmarks against a running server.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Simulate(args) => cli::simulate::run(args).await,
+            Command::Bench(cmd) => cli::bench::run(cmd).await,
         }
     })
 }

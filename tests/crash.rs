@@ -26,8 +26,20 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
     while batches.len() < 400 {
         for b in fleet.tick(200) {
             let function = format!("crash-{}", batches.len());
-            let decoded = decode(&b.body, &LambdaContext { function: function.clone(), ..LambdaContext::default() }).unwrap();
-            batches.push((function, b.body, decoded.batch.invocations.len() as u64, decoded.batch.logs.len() as u64));
+            let decoded = decode(
+                &b.body,
+                &LambdaContext {
+                    function: function.clone(),
+                    ..LambdaContext::default()
+                },
+            )
+            .unwrap();
+            batches.push((
+                function,
+                b.body,
+                decoded.batch.invocations.len() as u64,
+                decoded.batch.logs.len() as u64,
+            ));
         }
     }
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
@@ -43,7 +55,12 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
                 let client = client.clone();
                 let base = base.clone();
                 let acked = acked.clone();
-                let mine: Vec<_> = batches.iter().enumerate().filter(|(i, _)| i % 4 == lane).map(|(i, b)| (i, b.clone())).collect();
+                let mine: Vec<_> = batches
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 4 == lane)
+                    .map(|(i, b)| (i, b.clone()))
+                    .collect();
                 tasks.push(tokio::spawn(async move {
                     for (i, (function, body, _, _)) in mine {
                         let res = client
@@ -72,13 +89,25 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
     server.kill();
     let _ = poster.await;
     let acked: Vec<usize> = acked.lock().unwrap().clone();
-    assert!(acked.len() < batches.len(), "the kill came too late to test anything");
+    assert!(
+        acked.len() < batches.len(),
+        "the kill came too late to test anything"
+    );
 
     let server = Server::start(dir.path(), &[]);
-    let rows = sql(&server, "SELECT function, count(*) AS n FROM invocations GROUP BY function").await;
+    let rows = sql(
+        &server,
+        "SELECT function, count(*) AS n FROM invocations GROUP BY function",
+    )
+    .await;
     let inv_by_fn: BTreeMap<String, u64> = rows
         .iter()
-        .map(|r| (r["function"].as_str().unwrap().to_owned(), r["n"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["function"].as_str().unwrap().to_owned(),
+                r["n"].as_u64().unwrap(),
+            )
+        })
         .collect();
     // Search is complete once replay is done, which happens before the server listens.
     let total_logs = search(&server, "", 0).await.0;
@@ -87,14 +116,21 @@ async fn kill_dash_nine_loses_nothing_acknowledged() {
         let got_inv = inv_by_fn.get(function).copied().unwrap_or(0);
         let got_logs = search(&server, &format!("function:{function}"), 0).await.0;
         if acked.contains(&i) {
-            assert_eq!(got_inv, *invocations, "acknowledged batch {i} lost invocations");
+            assert_eq!(
+                got_inv, *invocations,
+                "acknowledged batch {i} lost invocations"
+            );
             assert_eq!(got_logs, *logs, "acknowledged batch {i} lost log lines");
             expected_logs_min += logs;
         } else {
             // Not acknowledged: all or nothing, in both stores together.
             let present = got_logs > 0 || got_inv > 0;
             if present {
-                assert_eq!((got_inv, got_logs), (*invocations, *logs), "batch {i} is half present");
+                assert_eq!(
+                    (got_inv, got_logs),
+                    (*invocations, *logs),
+                    "batch {i} is half present"
+                );
             } else {
                 assert_eq!((got_inv, got_logs), (0, 0));
             }

@@ -31,7 +31,13 @@ async fn acknowledged_events_survive_a_restart() {
                 ..LambdaContext::default()
             };
             let decoded = decode(&b.body, &ctx).unwrap();
-            let query = format!("?instance={}", b.instance.replace('[', "%5B").replace(']', "%5D").replace('$', "%24"));
+            let query = format!(
+                "?instance={}",
+                b.instance
+                    .replace('[', "%5B")
+                    .replace(']', "%5D")
+                    .replace('$', "%24")
+            );
             let (status, body) = post_lambda(&server, &b.function, &query, b.body).await;
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["rejected"], 0);
@@ -45,9 +51,15 @@ async fn acknowledged_events_survive_a_restart() {
     assert_eq!(total_inv, 900);
 
     // Invocations are in SQL as soon as they are acknowledged.
-    assert_eq!(sql_count(&server, "SELECT count(*) AS n FROM invocations").await, total_inv);
+    assert_eq!(
+        sql_count(&server, "SELECT count(*) AS n FROM invocations").await,
+        total_inv
+    );
     // Logs are searchable after the next commit tick.
-    eventually("all logs searchable", || async { search(&server, "", 0).await.0 == total_logs }).await;
+    eventually("all logs searchable", || async {
+        search(&server, "", 0).await.0 == total_logs
+    })
+    .await;
     check_per_function(&server, &expected).await;
 
     server.stop();
@@ -59,22 +71,45 @@ async fn acknowledged_events_survive_a_restart() {
     assert!(parquet_files > 0, "no parquet written at shutdown");
 
     let server = Server::start(dir.path(), &[]);
-    assert_eq!(sql_count(&server, "SELECT count(*) AS n FROM invocations").await, total_inv);
-    assert_eq!(sql_count(&server, "SELECT count(DISTINCT request_id) AS n FROM invocations").await, total_inv);
+    assert_eq!(
+        sql_count(&server, "SELECT count(*) AS n FROM invocations").await,
+        total_inv
+    );
+    assert_eq!(
+        sql_count(
+            &server,
+            "SELECT count(DISTINCT request_id) AS n FROM invocations"
+        )
+        .await,
+        total_inv
+    );
     assert_eq!(search(&server, "", 0).await.0, total_logs);
     check_per_function(&server, &expected).await;
     server.stop();
 }
 
 async fn check_per_function(server: &Server, expected: &Expected) {
-    let rows = sql(server, "SELECT function, count(*) AS n FROM invocations GROUP BY function").await;
+    let rows = sql(
+        server,
+        "SELECT function, count(*) AS n FROM invocations GROUP BY function",
+    )
+    .await;
     let got: BTreeMap<String, u64> = rows
         .iter()
-        .map(|r| (r["function"].as_str().unwrap().to_owned(), r["n"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["function"].as_str().unwrap().to_owned(),
+                r["n"].as_u64().unwrap(),
+            )
+        })
         .collect();
     for (f, (inv, logs)) in expected {
         assert_eq!(got.get(f).copied().unwrap_or(0), *inv, "invocations of {f}");
-        assert_eq!(search(server, &format!("function:{f}"), 0).await.0, *logs, "logs of {f}");
+        assert_eq!(
+            search(server, &format!("function:{f}"), 0).await.0,
+            *logs,
+            "logs of {f}"
+        );
     }
 }
 
@@ -97,7 +132,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn every_fixture_is_findable_through_search_and_sql() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let fixtures_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/telemetry");
+    let fixtures_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/telemetry");
     let mut names: Vec<String> = std::fs::read_dir(&fixtures_dir)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -110,11 +146,24 @@ async fn every_fixture_is_findable_through_search_and_sql() {
     for (i, name) in names.iter().enumerate() {
         let function = format!("fx-{i}");
         let body = fixture(&format!("telemetry/{name}"));
-        let decoded = decode(&body, &LambdaContext { function: function.clone(), ..LambdaContext::default() }).unwrap();
+        let decoded = decode(
+            &body,
+            &LambdaContext {
+                function: function.clone(),
+                ..LambdaContext::default()
+            },
+        )
+        .unwrap();
         let (status, answer) = post_lambda(&server, &function, "", body).await;
         assert_eq!(status, 200, "{name}: {answer}");
         assert_eq!(answer["rejected"], 0, "{name}: {answer}");
-        expected.insert(function.clone(), (decoded.batch.invocations.len() as u64, decoded.batch.logs.len() as u64));
+        expected.insert(
+            function.clone(),
+            (
+                decoded.batch.invocations.len() as u64,
+                decoded.batch.logs.len() as u64,
+            ),
+        );
         for inv in &decoded.batch.invocations {
             samples.push((function.clone(), inv.request_id.clone(), inv.duration_ms));
         }
@@ -138,7 +187,12 @@ async fn every_fixture_is_findable_through_search_and_sql() {
     let (total, hits) = search(&server, "\"could not render invoice\"", 10).await;
     assert_eq!(total, 1, "{hits:?}");
     assert_eq!(hits[0]["level"], "ERROR");
-    let (total, _) = search(&server, "request_id:3b53690a-1464-4e57-a3b9-9c58cae64fa6", 0).await;
+    let (total, _) = search(
+        &server,
+        "request_id:3b53690a-1464-4e57-a3b9-9c58cae64fa6",
+        0,
+    )
+    .await;
     assert!(total >= 5, "lines of the failing invoice request: {total}");
     server.stop();
 }

@@ -42,6 +42,8 @@ pub struct PipelineConfig {
     pub indexer_memory_bytes: usize,
     /// Appends waiting for the WAL thread, at most; senders wait beyond it (backpressure).
     pub queue_depth: usize,
+    /// Partitions that end before `now - retention` are dropped; `None` keeps everything.
+    pub retention: Option<Duration>,
 }
 
 impl PipelineConfig {
@@ -55,6 +57,7 @@ impl PipelineConfig {
             indexer_threads: 2,
             indexer_memory_bytes: 128 << 20,
             queue_depth: 4096,
+            retention: Some(Duration::from_secs(7 * 86_400)),
         }
     }
 }
@@ -101,6 +104,9 @@ pub struct Pipeline {
     /// Holds the data directory's lock for as long as the pipeline lives.
     _data_dir: DataDir,
 }
+
+/// How often the retention horizon is checked.
+const RETENTION_CHECK: Duration = Duration::from_secs(60);
 
 /// Capacity of the subscription channel; a subscriber further behind is told it lagged.
 const SUBSCRIBER_BACKLOG: usize = 8192;
@@ -198,6 +204,7 @@ impl Pipeline {
             events: events.clone(),
             stats: stats.clone(),
             flush_tx,
+            last_retention: None,
             applied: last,
             logs_durable: last,
             last_flush: Instant::now(),
@@ -286,6 +293,8 @@ struct Applier {
     events: broadcast::Sender<Arc<Ingested>>,
     stats: Arc<IngestStats>,
     flush_tx: std::sync::mpsc::Sender<Arc<fnlens_store::invocations::Frozen>>,
+    /// When retention last ran.
+    last_retention: Option<Instant>,
     /// Every record at or below this LSN has been applied.
     applied: Lsn,
     /// The log index holds every record at or below this LSN durably.
@@ -400,6 +409,44 @@ impl Applier {
         {
             tracing::warn!(error = %e, "wal truncation failed");
         }
+        if self
+            .last_retention
+            .is_none_or(|t| t.elapsed() >= RETENTION_CHECK)
+        {
+            self.last_retention = Some(Instant::now());
+            self.enforce_retention();
+        }
+    }
+
+    /// Drops the partitions of both stores that end before the retention horizon.
+    fn enforce_retention(&self) {
+        let Some(retention) = self.config.retention else {
+            return;
+        };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let cutoff = now_ms.saturating_sub(retention.as_millis() as i64);
+        match self.logs.drop_partitions_before(cutoff) {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(
+                    partitions = dropped.len(),
+                    store = "logs",
+                    "retention dropped partitions"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "log retention failed"),
+        }
+        match self.invocations.drop_partitions_before(cutoff) {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(
+                    partitions = dropped.len(),
+                    store = "invocations",
+                    "retention dropped partitions"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "invocation retention failed"),
+        }
     }
 }
 
@@ -418,5 +465,111 @@ fn flusher_loop(
             }
             std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnlens_model::{Level, LogRecord, LogSource, TimeRange};
+
+    fn line(ts_ms: i64, message: &str) -> LogRecord {
+        LogRecord {
+            ts_ms,
+            function: "f".into(),
+            version: "1".into(),
+            request_id: None,
+            level: Level::Info,
+            source: LogSource::Function,
+            message: message.into(),
+            attributes: Default::default(),
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> PipelineConfig {
+        let mut c = PipelineConfig::new(dir.to_path_buf());
+        c.commit_interval = Duration::from_millis(20);
+        c.indexer_threads = 1;
+        c.indexer_memory_bytes = 15_000_000;
+        c
+    }
+
+    fn doc_count(p: &Pipeline) -> u64 {
+        p.stores()
+            .logs
+            .partitions(TimeRange::all())
+            .iter()
+            .map(|part| part.searcher().num_docs())
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscribers_see_batches_in_lsn_order_and_replay_adds_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        {
+            let p = Pipeline::open(config(dir.path())).unwrap();
+            let mut sub = p.subscribe();
+            let mut lsns = Vec::new();
+            for i in 0..5 {
+                let batch = Batch {
+                    logs: vec![line(now + i, &format!("m{i}"))],
+                    ..Batch::default()
+                };
+                lsns.push(p.ingest(batch).await.unwrap());
+            }
+            for (i, lsn) in lsns.iter().enumerate() {
+                let got = sub.recv().await.unwrap();
+                assert_eq!(got.lsn, *lsn);
+                assert_eq!(got.batch.logs[0].message, format!("m{i}"));
+            }
+            assert!(lsns.windows(2).all(|w| w[0] < w[1]));
+            tokio::task::spawn_blocking(move || p.shutdown())
+                .await
+                .unwrap();
+        }
+        let p = Pipeline::open(config(dir.path())).unwrap();
+        assert_eq!(doc_count(&p), 5);
+        let lsn = p
+            .ingest(Batch {
+                logs: vec![line(now, "after restart")],
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
+        assert!(lsn > 5, "lsns keep growing across restarts: {lsn}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_drops_old_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.retention = Some(Duration::from_secs(86_400));
+        let now = chrono::Utc::now().timestamp_millis();
+        {
+            let mut keep_all = c.clone();
+            keep_all.retention = None;
+            let p = Pipeline::open(keep_all).unwrap();
+            let old = line(now - 10 * 86_400_000, "old");
+            p.ingest(Batch {
+                logs: vec![old, line(now, "new")],
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
+            tokio::task::spawn_blocking(move || p.shutdown())
+                .await
+                .unwrap();
+        }
+        let p = Pipeline::open(c).unwrap();
+        assert_eq!(p.stores().logs.partition_count(), 2);
+        for _ in 0..100 {
+            if p.stores().logs.partition_count() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(p.stores().logs.partition_count(), 1);
+        assert_eq!(doc_count(&p), 1);
     }
 }

@@ -45,8 +45,15 @@ fn good_fixtures_decode_to_the_expected_events() {
         }
         let body = std::fs::read(&path).unwrap();
         let decoded = decode(&body, &ctx()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(decoded.rejected.is_empty(), "{name}: rejected {:?}", decoded.rejected);
-        assert!(!decoded.batch.logs.is_empty() || !decoded.batch.invocations.is_empty(), "{name}: nothing decoded");
+        assert!(
+            decoded.rejected.is_empty(),
+            "{name}: rejected {:?}",
+            decoded.rejected
+        );
+        assert!(
+            !decoded.batch.logs.is_empty() || !decoded.batch.invocations.is_empty(),
+            "{name}: nothing decoded"
+        );
         let got = serde_json::to_string_pretty(&json!(decoded.batch)).unwrap() + "\n";
         let expected_path = expected_dir.join(&name);
         if bless {
@@ -67,33 +74,67 @@ fn good_fixtures_decode_to_the_expected_events() {
 fn bad_fixtures_reject_each_event_with_its_reason() {
     let cases = [
         ("otel-lambda.bad-invalid-time.json", "invalid_time", "time"),
-        ("otel-lambda.bad-report-missing-metrics.json", "missing_field", "record.metrics"),
-        ("otel-lambda.bad-report-missing-requestid.json", "missing_field", "record.requestId"),
-        ("otel-lambda.bad-report-record-string.json", "invalid_record", "platform.report"),
-        ("otel-lambda.bad-report-string-duration.json", "invalid_field", "durationMs"),
-        ("otel-lambda.bad-report-string-init-duration.json", "invalid_field", "initDurationMs"),
+        (
+            "otel-lambda.bad-report-missing-metrics.json",
+            "missing_field",
+            "record.metrics",
+        ),
+        (
+            "otel-lambda.bad-report-missing-requestid.json",
+            "missing_field",
+            "record.requestId",
+        ),
+        (
+            "otel-lambda.bad-report-record-string.json",
+            "invalid_record",
+            "platform.report",
+        ),
+        (
+            "otel-lambda.bad-report-string-duration.json",
+            "invalid_field",
+            "durationMs",
+        ),
+        (
+            "otel-lambda.bad-report-string-init-duration.json",
+            "invalid_field",
+            "initDurationMs",
+        ),
     ];
     let bad_files: Vec<_> = files()
         .into_iter()
         .filter(|p| p.to_string_lossy().contains(".bad-"))
         .collect();
-    assert_eq!(bad_files.len(), cases.len(), "every bad fixture has a case here");
+    assert_eq!(
+        bad_files.len(),
+        cases.len(),
+        "every bad fixture has a case here"
+    );
     for (file, reason, names) in cases {
         let body = std::fs::read(fixtures().join(file)).unwrap();
         let decoded = decode(&body, &ctx()).unwrap();
-        assert!(decoded.batch.is_empty(), "{file}: something was kept: {:?}", decoded.batch);
+        assert!(
+            decoded.batch.is_empty(),
+            "{file}: something was kept: {:?}",
+            decoded.batch
+        );
         assert_eq!(decoded.rejected.len(), 1, "{file}");
         let r = &decoded.rejected[0];
         assert_eq!(r.index, 0);
         assert_eq!(r.reason, reason, "{file}: {}", r.detail);
-        assert!(r.detail.contains(names), "{file}: {:?} does not name {names}", r.detail);
+        assert!(
+            r.detail.contains(names),
+            "{file}: {:?} does not name {names}",
+            r.detail
+        );
     }
 }
 
 #[test]
 fn a_bad_event_among_good_ones_is_rejected_alone() {
     let good = std::fs::read_to_string(fixtures().join("otel-lambda.report-valid.json")).unwrap();
-    let bad = std::fs::read_to_string(fixtures().join("otel-lambda.bad-report-missing-metrics.json")).unwrap();
+    let bad =
+        std::fs::read_to_string(fixtures().join("otel-lambda.bad-report-missing-metrics.json"))
+            .unwrap();
     let good: Vec<serde_json::Value> = serde_json::from_str(&good).unwrap();
     let bad: Vec<serde_json::Value> = serde_json::from_str(&bad).unwrap();
     let mixed = serde_json::to_vec(&[good[0].clone(), bad[0].clone(), good[0].clone()]).unwrap();
@@ -101,5 +142,8 @@ fn a_bad_event_among_good_ones_is_rejected_alone() {
     assert_eq!(decoded.batch.invocations.len(), 2);
     assert_eq!(decoded.rejected.len(), 1);
     assert_eq!(decoded.rejected[0].index, 1);
-    assert_eq!(decoded.rejected[0].event_type.as_deref(), Some("platform.report"));
+    assert_eq!(
+        decoded.rejected[0].event_type.as_deref(),
+        Some("platform.report")
+    );
 }

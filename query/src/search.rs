@@ -92,7 +92,7 @@ pub fn search(store: &LogStore, req: &SearchRequest) -> Result<SearchResult, Que
             candidates.push((ts.unwrap_or(0), seq, pi, addr));
         }
     }
-    candidates.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    candidates.sort_unstable_by_key(|c| std::cmp::Reverse((c.0, c.1)));
     candidates.truncate(req.limit);
     let mut hits = Vec::with_capacity(candidates.len());
     for (_, _, pi, addr) in candidates {

@@ -20,7 +20,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FNLENS_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// A TOML file with any of: listen, data_dir, max_body_bytes, commit_interval_ms,
-    /// flush_interval_secs. Flags and env vars take precedence.
+    /// flush_interval_secs, retention. Flags and env vars take precedence.
     #[arg(long, env = "FNLENS_CONFIG")]
     config: Option<PathBuf>,
     /// Largest request body, in bytes [default: 16 MiB].
@@ -32,6 +32,9 @@ pub(crate) struct ServeArgs {
     /// How often buffered invocations are written to Parquet, in seconds [default: 30].
     #[arg(long, env = "FNLENS_FLUSH_INTERVAL_SECS")]
     flush_interval_secs: Option<u64>,
+    /// Drop time partitions older than this (e.g. 7d, 36h); `off` keeps everything [default: 7d].
+    #[arg(long, env = "FNLENS_RETENTION")]
+    retention: Option<String>,
     /// Also run a small simulated fleet posting to this server, so there is data to look at.
     #[arg(long)]
     demo: bool,
@@ -46,6 +49,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     commit_interval_ms: Option<u64>,
     flush_interval_secs: Option<u64>,
+    retention: Option<String>,
 }
 
 /// The settings the server runs with, after merging.
@@ -83,6 +87,18 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(s) = args.flush_interval_secs.or(file.flush_interval_secs) {
         anyhow::ensure!(s > 0, "flush_interval_secs must be positive");
         pipeline.flush_interval = Duration::from_secs(s);
+    }
+    if let Some(r) = args.retention.clone().or(file.retention) {
+        pipeline.retention = if r == "off" {
+            None
+        } else {
+            let ms = fnlens_model::parse_duration_ms(&r)
+                .filter(|ms| *ms > 0)
+                .with_context(|| {
+                    format!("retention {r:?}: expected a duration like 7d or 36h, or off")
+                })?;
+            Some(Duration::from_millis(ms as u64))
+        };
     }
     let mut web = WebConfig::default();
     if let Some(b) = args.max_body_bytes.or(file.max_body_bytes) {

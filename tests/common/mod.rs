@@ -33,7 +33,9 @@ impl Server {
             .expect("fnlens binary starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("first line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
         let base = line
             .trim()
             .strip_prefix("fnlens listening on ")
@@ -103,21 +105,31 @@ pub async fn sql(server: &Server, query: &str) -> Vec<Value> {
 /// The single integer a `SELECT count(*) AS n ...` answers.
 pub async fn sql_count(server: &Server, query: &str) -> u64 {
     let rows = sql(server, query).await;
-    rows[0]["n"].as_u64().unwrap_or_else(|| panic!("no n in {rows:?}"))
+    rows[0]["n"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no n in {rows:?}"))
 }
 
 /// Search over all time; returns (total, hits).
 pub async fn search(server: &Server, q: &str, limit: usize) -> (u64, Vec<Value>) {
     let res = client()
         .get(server.url("/api/v1/logs/search"))
-        .query(&[("q", q), ("start", "0"), ("end", "now+1d"), ("limit", &limit.to_string())])
+        .query(&[
+            ("q", q),
+            ("start", "0"),
+            ("end", "now+1d"),
+            ("limit", &limit.to_string()),
+        ])
         .send()
         .await
         .expect("search request");
     let status = res.status();
     let body: Value = res.json().await.expect("search json");
     assert!(status.is_success(), "search {q:?} failed: {body}");
-    (body["total"].as_u64().unwrap(), body["hits"].as_array().cloned().unwrap_or_default())
+    (
+        body["total"].as_u64().unwrap(),
+        body["hits"].as_array().cloned().unwrap_or_default(),
+    )
 }
 
 /// Polls until `f` returns true or 10 s pass (search visibility follows the commit tick).
@@ -137,11 +149,21 @@ where
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).expect("fixture")
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .expect("fixture")
 }
 
 /// Posts a Telemetry batch; returns (status, body).
-pub async fn post_lambda(server: &Server, function: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+pub async fn post_lambda(
+    server: &Server,
+    function: &str,
+    query: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
     let res = client()
         .post(server.url(&format!("/api/v1/ingest/lambda/{function}{query}")))
         .header("content-type", "application/json")

@@ -31,7 +31,10 @@ pub(crate) async fn not_found() -> ApiError {
 
 /// `POST /api/v1/ingest/lambda/` without a function name.
 pub(crate) async fn missing_function(State(state): State<AppState>) -> ApiError {
-    state.pipeline.stats().record_rejected_request("invalid_function");
+    state
+        .pipeline
+        .stats()
+        .record_rejected_request("invalid_function");
     ApiError::bad_request(
         "invalid_function",
         "the function name is missing: POST /api/v1/ingest/lambda/{function}",

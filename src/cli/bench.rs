@@ -1,0 +1,125 @@
+//! `fnlens bench latency`: how long after its 200 a batch is searchable and visible in SQL.
+//!
+//! Each trial posts one small Telemetry batch with a fresh request id, then polls search
+//! (`request_id:<id>`) and SQL (`... WHERE request_id = '<id>'`) every few milliseconds until each
+//! finds it. Run it alone, or beside a load (bench/ingest.sh does both).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Time from the 200 to searchable and to visible in SQL.
+    Latency(LatencyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LatencyArgs {
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    target: String,
+    #[arg(long, default_value_t = 200)]
+    trials: usize,
+    /// Polling interval while waiting, in ms.
+    #[arg(long, default_value_t = 5)]
+    poll_ms: u64,
+}
+
+pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Latency(args) => latency(args).await,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn latency(args: LatencyArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let base = args.target.trim_end_matches('/');
+    let mut to_search = Vec::with_capacity(args.trials);
+    let mut to_sql = Vec::with_capacity(args.trials);
+    let poll = Duration::from_millis(args.poll_ms);
+    for trial in 0..args.trials {
+        let request_id = format!("probe-{}-{trial}", std::process::id());
+        let now = chrono::Utc::now();
+        let t = |ms: i64| fnlens_model::format_ts_ms(now.timestamp_millis() + ms);
+        let body = json!([
+            {"time": t(0), "type": "platform.start", "record": {"requestId": request_id, "version": "1"}},
+            {"time": t(1), "type": "function", "record": format!("{}\t{request_id}\tINFO\tlatency probe {trial}\n", t(1))},
+            {"time": t(3), "type": "platform.report", "record": {"requestId": request_id, "status": "success",
+                "metrics": {"durationMs": 2.5, "billedDurationMs": 3, "memorySizeMB": 128, "maxMemoryUsedMB": 40}}}
+        ]);
+        let res = client
+            .post(format!("{base}/api/v1/ingest/lambda/latency-probe"))
+            .json(&body)
+            .send()
+            .await
+            .context("posting a probe")?;
+        anyhow::ensure!(res.status().is_success(), "probe refused: {}", res.status());
+        let acked = Instant::now();
+        let (mut searchable, mut in_sql) = (None, None);
+        while searchable.is_none() || in_sql.is_none() {
+            if acked.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("probe {request_id} not visible after 30 s");
+            }
+            if searchable.is_none() {
+                let r: Value = client
+                    .get(format!("{base}/api/v1/logs/search"))
+                    .query(&[
+                        (
+                            "q",
+                            format!("request_id:\"{request_id}\" AND probe").as_str(),
+                        ),
+                        ("start", "now-1h"),
+                        ("limit", "1"),
+                    ])
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                if r["total"].as_u64().unwrap_or(0) > 0 {
+                    searchable = Some(acked.elapsed());
+                }
+            }
+            if in_sql.is_none() {
+                let r: Value = client
+                    .post(format!("{base}/api/v1/sql"))
+                    .json(&json!({"sql": format!("SELECT count(*) AS n FROM invocations WHERE request_id = '{request_id}'")}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                if r["rows"][0]["n"].as_u64().unwrap_or(0) > 0 {
+                    in_sql = Some(acked.elapsed());
+                }
+            }
+            if searchable.is_none() || in_sql.is_none() {
+                tokio::time::sleep(poll).await;
+            }
+        }
+        to_search.push(searchable.unwrap_or_default().as_secs_f64() * 1000.0);
+        to_sql.push(in_sql.unwrap_or_default().as_secs_f64() * 1000.0);
+    }
+    for (name, v) in [
+        ("ack -> searchable", &mut to_search),
+        ("ack -> visible in SQL", &mut to_sql),
+    ] {
+        v.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{name:<24} trials={} p50={:.1} ms p99={:.1} ms max={:.1} ms",
+            v.len(),
+            percentile(v, 0.5),
+            percentile(v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}

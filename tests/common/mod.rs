@@ -25,6 +25,8 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--commit-interval-ms", "200"])
+            // The fixtures are dated years back; retention is tested in the pipeline.
+            .args(["--retention", "off"])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -55,14 +55,6 @@ impl IngestStats {
             .or_default() += 1;
     }
 
-    pub fn rejected_total(&self) -> u64 {
-        self.rejected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .sum()
-    }
-
     pub fn render(&self, out: &mut String) {
         let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
         render_metric(

@@ -172,3 +172,63 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("fnlens stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ServeArgs {
+        Wrapper::parse_from(std::iter::once("serve").chain(argv.iter().copied())).args
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fnlens.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 1024\nretention = \"36h\"\n",
+        )
+        .unwrap();
+        let file = file.to_string_lossy().into_owned();
+        let s = settings(&parse(&["--config", &file, "--data-dir", "/from/flag"])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.pipeline.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(s.web.max_body_bytes, 1024);
+        assert_eq!(s.pipeline.retention, Some(Duration::from_secs(36 * 3600)));
+
+        let s = settings(&parse(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7070");
+        assert_eq!(s.pipeline.data_dir, PathBuf::from("fnlens-data"));
+        assert_eq!(s.pipeline.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            settings(&parse(&["--retention", "off"]))
+                .unwrap()
+                .pipeline
+                .retention,
+            None
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fnlens.toml");
+        std::fs::write(&file, "listen_addr = \"x\"\n").unwrap();
+        let file = file.to_string_lossy().into_owned();
+        let err = format!("{:#}", settings(&parse(&["--config", &file])).unwrap_err());
+        assert!(err.contains("listen_addr"), "{err}");
+        let err = format!(
+            "{:#}",
+            settings(&parse(&["--retention", "soon"])).unwrap_err()
+        );
+        assert!(err.contains("retention"), "{err}");
+    }
+}

@@ -85,3 +85,75 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use fnlens_ingest::PipelineConfig;
+    use tower::ServiceExt;
+
+    async fn call(app: Router, req: Request<Body>) -> (StatusCode, String) {
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_not_found_and_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = PipelineConfig::new(dir.path().to_path_buf());
+        config.indexer_threads = 1;
+        config.indexer_memory_bytes = 15_000_000;
+        let pipeline = Arc::new(Pipeline::open(config).unwrap());
+        let app = app(AppState::new(pipeline.clone(), WebConfig::default()));
+
+        let (status, body) = call(
+            app.clone(),
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, r#"{"status":"ok"}"#)
+        );
+
+        let (status, body) = call(
+            app.clone(),
+            Request::get("/nope").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("\"error\":\"not_found\""), "{body}");
+
+        let batch =
+            r#"[{"time":"2026-01-01T00:00:00Z","type":"function","record":"[ERROR] boom"}]"#;
+        let req = Request::post("/api/v1/ingest/lambda/f")
+            .body(Body::from(batch))
+            .unwrap();
+        let (status, body) = call(app.clone(), req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let (status, metrics) =
+            call(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        for needle in [
+            "fnlens_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
+            "fnlens_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
+            "fnlens_ingest_events_accepted_total{kind=\"log\"} 1",
+            "fnlens_ingest_bytes_total ",
+            "fnlens_wal_fsyncs_total 1",
+            "fnlens_wal_fsync_seconds_count 1",
+            "fnlens_partitions{store=\"logs\"} 1",
+        ] {
+            assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
+        }
+        tokio::task::spawn_blocking(move || pipeline.shutdown())
+            .await
+            .unwrap();
+    }
+}

@@ -13,8 +13,9 @@ use fnlens_ingest::simulate::{Fleet, FleetConfig, SimBatch};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Simulated time covered by one round of batches (an extension's buffering window).
-const TICK_MS: i64 = 200;
+/// Simulated time covered by one round of batches: the Telemetry API's default buffering
+/// timeout (`timeoutMs`: 1000), so each batch is what one extension receives per delivery.
+const TICK_MS: i64 = 1000;
 
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {

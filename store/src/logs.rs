@@ -67,13 +67,14 @@ impl LogSchema {
                 )
                 .set_stored(),
         );
+        // Attributes are matched by term and by numeric range, never by phrase: no positions.
         let attributes = b.add_json_field(
             "attributes",
             JsonObjectOptions::default()
                 .set_indexing_options(
                     TextFieldIndexing::default()
                         .set_tokenizer("default")
-                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                        .set_index_option(IndexRecordOption::Basic),
                 )
                 .set_expand_dots_enabled(),
         );
@@ -325,9 +326,10 @@ impl LogStore {
             self.config.writer_threads.max(1),
             self.config.writer_memory_bytes,
         )?;
-        // Frequent small commits make many small segments; merge them eagerly.
+        // Commits every half second make many small segments. The log policy merges them by
+        // size tiers (8 at a time), which bounds the segment count at O(log n) without
+        // rewriting each document more than a few times; segments stop merging at 5M docs.
         let mut policy = LogMergePolicy::default();
-        policy.set_min_num_segments(6);
         policy.set_max_docs_before_merge(5_000_000);
         writer.set_merge_policy(Box::new(policy));
         Ok(writer)

@@ -18,7 +18,8 @@ corpus="$out/corpus-${secs}s-${rate}.ndjson"
 [ -s "$corpus" ] || "$bin" simulate --out "$corpus" --duration "${secs}s" --rate "$rate" --functions 20 --seed 7 --quiet
 data=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" > "$out/serve.out" 2> "$out/serve.err" &
+# Flush Parquet every 5 s so the run writes both stores, not only the Arrow buffer.
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --flush-interval-secs 5 > "$out/serve.out" 2> "$out/serve.err" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$out/serve.out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^fnlens listening on //p' "$out/serve.out")

@@ -636,7 +636,10 @@ mod tests {
         // The START line stays: this batch has no REPORT for r1.
         assert_eq!(d.batch.logs[0].message, "START RequestId: r1 Version: 3");
         let line = &d.batch.logs[1];
-        assert_eq!((line.source, line.message.as_str()), (LogSource::Function, "hi"));
+        assert_eq!(
+            (line.source, line.message.as_str()),
+            (LogSource::Function, "hi")
+        );
         assert_eq!(line.request_id.as_deref(), Some("r1"));
         let d = decode(body, &ctx()).unwrap();
         assert_eq!(d.batch.logs[1].version, "3");

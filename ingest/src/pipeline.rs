@@ -425,27 +425,25 @@ impl Applier {
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
         let cutoff = now_ms.saturating_sub(retention.as_millis() as i64);
-        match self.logs.drop_partitions_before(cutoff) {
-            Ok(dropped) if !dropped.is_empty() => {
-                tracing::info!(
-                    partitions = dropped.len(),
-                    store = "logs",
-                    "retention dropped partitions"
-                );
+        let results = [
+            ("logs", self.logs.drop_partitions_before(cutoff)),
+            (
+                "invocations",
+                self.invocations.drop_partitions_before(cutoff),
+            ),
+        ];
+        for (store, result) in results {
+            match result {
+                Ok(dropped) if !dropped.is_empty() => {
+                    tracing::info!(
+                        partitions = dropped.len(),
+                        store,
+                        "retention dropped partitions"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, store, "retention failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "log retention failed"),
-        }
-        match self.invocations.drop_partitions_before(cutoff) {
-            Ok(dropped) if !dropped.is_empty() => {
-                tracing::info!(
-                    partitions = dropped.len(),
-                    store = "invocations",
-                    "retention dropped partitions"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "invocation retention failed"),
         }
     }
 }

@@ -32,7 +32,9 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, error, detail)
     }
 
-    fn internal(detail: String) -> ApiError {
+    /// A server failure: logged in full, answered generically.
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> ApiError {
+        let detail = detail.to_string();
         tracing::error!(detail, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

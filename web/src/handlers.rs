@@ -123,13 +123,7 @@ pub(crate) async fn ingest_lambda(
     let decoded = if body.len() > INLINE_DECODE_BYTES {
         tokio::task::spawn_blocking(move || telemetry::decode(&body, &ctx))
             .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    e.to_string(),
-                )
-            })?
+            .map_err(ApiError::internal)?
     } else {
         telemetry::decode(&body, &ctx)
     };
@@ -238,13 +232,7 @@ pub(crate) async fn search_logs(
     let logs = state.pipeline.stores().logs.clone();
     let result = tokio::task::spawn_blocking(move || fnlens_query::search(&logs, &req))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                e.to_string(),
-            )
-        })??;
+        .map_err(ApiError::internal)??;
     Ok(Json(json!({
         "hits": result.hits.iter().map(hit_json).collect::<Vec<_>>(),
         "total": result.total,
@@ -279,31 +267,13 @@ pub(crate) async fn sql(
         .collect();
     let mut writer = ArrayWriter::new(Vec::new());
     let batches: Vec<_> = result.batches.iter().collect();
-    writer.write_batches(&batches).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            e.to_string(),
-        )
-    })?;
-    writer.finish().map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            e.to_string(),
-        )
-    })?;
+    writer.write_batches(&batches).map_err(ApiError::internal)?;
+    writer.finish().map_err(ApiError::internal)?;
     let buf = writer.into_inner();
     let rows: Value = if buf.is_empty() {
         json!([])
     } else {
-        serde_json::from_slice(&buf).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                e.to_string(),
-            )
-        })?
+        serde_json::from_slice(&buf).map_err(ApiError::internal)?
     };
     let row_count = result.batches.iter().map(|b| b.num_rows()).sum::<usize>();
     Ok(Json(json!({

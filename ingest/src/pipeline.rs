@@ -389,6 +389,9 @@ impl Applier {
             Ok(_) => self.logs_durable = self.applied,
             Err(e) => tracing::error!(error = %e, "log index commit failed"),
         }
+        if let Err(e) = self.invocations.coalesce() {
+            tracing::warn!(error = %e, "could not coalesce the invocation buffer");
+        }
         let rows = self.invocations.active_rows();
         let due = self.last_flush.elapsed() >= self.config.flush_interval;
         if rows > 0 && (due || rows >= self.config.flush_rows) {

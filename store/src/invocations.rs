@@ -55,6 +55,8 @@ struct State {
     active_rows: usize,
     /// Highest LSN appended to the active buffer.
     active_through: Lsn,
+    /// `active[..coalesced]` are already merged; the rest are one small batch per request.
+    coalesced: usize,
     frozen: Vec<Arc<Frozen>>,
     files: BTreeMap<PartitionKey, Vec<ParquetFile>>,
 }
@@ -151,6 +153,30 @@ impl InvocationStore {
         Ok(())
     }
 
+    /// Merges the batches appended since the last call into one, so that readers scan a few
+    /// large batches rather than one small batch per request. Call it from the thread that
+    /// appends (the applier): the merge runs outside the lock because nothing else changes
+    /// `active` meanwhile.
+    pub fn coalesce(&self) -> Result<(), StoreError> {
+        let (start, tail) = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            (state.coalesced, state.active[state.coalesced..].to_vec())
+        };
+        if tail.len() < 2 {
+            return Ok(());
+        }
+        let merged = concat_batches(&invocations_schema(), &tail)?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.coalesced != start || state.active.len() != start + tail.len() {
+            // The buffer changed under us (frozen meanwhile): leave it as it is.
+            return Ok(());
+        }
+        state.active.truncate(start);
+        state.active.push(merged);
+        state.coalesced = state.active.len();
+        Ok(())
+    }
+
     /// Rows in the active buffer.
     pub fn active_rows(&self) -> usize {
         self.state
@@ -176,6 +202,7 @@ impl InvocationStore {
             through: state.active_through,
         });
         state.active_rows = 0;
+        state.coalesced = 0;
         state.frozen.push(frozen.clone());
         Some(frozen)
     }
@@ -393,6 +420,34 @@ mod tests {
         // Replaying a flushed record adds nothing.
         store.append(1, &[inv(day + 5)], true).unwrap();
         assert_eq!(store.active_rows(), 0);
+    }
+
+    #[test]
+    fn coalesce_merges_small_batches_without_losing_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = InvocationStore::open(dir.path().to_path_buf(), Arc::default()).unwrap();
+        for lsn in 1..=3 {
+            store
+                .append(lsn, &[inv(lsn as i64), inv(10 + lsn as i64)], false)
+                .unwrap();
+        }
+        store.coalesce().unwrap();
+        let snap = store.snapshot(TimeRange::all());
+        assert_eq!(snap.buffered.len(), 1);
+        assert_eq!(rows(&snap), 6);
+        store.append(4, &[inv(4)], false).unwrap();
+        store.append(5, &[inv(5)], false).unwrap();
+        store.coalesce().unwrap();
+        let snap = store.snapshot(TimeRange::all());
+        assert_eq!(
+            snap.buffered.len(),
+            2,
+            "the merged prefix is not merged again"
+        );
+        assert_eq!(rows(&snap), 8);
+        let frozen = store.freeze().unwrap();
+        store.write_frozen(&frozen).unwrap();
+        assert_eq!(rows(&store.snapshot(TimeRange::all())), 8);
     }
 
     #[test]

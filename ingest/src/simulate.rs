@@ -175,15 +175,6 @@ impl Fleet {
         }
     }
 
-    /// The simulated clock.
-    pub fn clock_ms(&self) -> i64 {
-        self.clock_ms
-    }
-
-    pub fn function_names(&self) -> Vec<String> {
-        self.functions.iter().map(|f| f.name.clone()).collect()
-    }
-
     /// Advances the clock by `tick_ms`, runs the invocations that start in that time, and returns
     /// one batch per function instance that has events.
     pub fn tick(&mut self, tick_ms: i64) -> Vec<SimBatch> {

@@ -148,13 +148,6 @@ impl LogSchema {
             attributes,
         }
     }
-
-    /// The record's seq, for stable ordering of equal timestamps.
-    pub fn seq_of(&self, doc: &TantivyDocument) -> u64 {
-        doc.get_first(self.seq)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0)
-    }
 }
 
 impl Default for LogSchema {
@@ -190,10 +183,6 @@ pub struct LogPartition {
 impl LogPartition {
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()
-    }
-
-    pub fn index(&self) -> &Index {
-        &self.index
     }
 
     pub fn committed_lsn(&self) -> Lsn {

@@ -2,6 +2,7 @@
 # Ingest benchmark: throughput through HTTP with fsync on, and ack -> searchable / SQL latency.
 #
 #   bash bench/ingest.sh [seconds-of-simulated-traffic] [rate]
+#   TAIL_CLIENTS=100 bash bench/ingest.sh 60 5000     # the same with 100 live-tail streams open
 #
 # Builds the release binary, writes a deterministic corpus with `fnlens simulate --out`, starts a
 # server on a temp data dir, posts the corpus as fast as the server acknowledges it, and reads the
@@ -19,12 +20,21 @@ corpus="$out/corpus-${secs}s-${rate}.ndjson"
 data=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 # Flush Parquet every 5 s so the run writes both stores, not only the Arrow buffer.
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --flush-interval-secs 5 > "$out/serve.out" 2> "$out/serve.err" &
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$data/dir" --flush-interval-secs 5 > "$data/serve.out" 2> "$out/serve.err" &
 pid=$!
-for _ in $(seq 100); do grep -q listening "$out/serve.out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's/^fnlens listening on //p' "$out/serve.out")
+for _ in $(seq 300); do grep -q listening "$data/serve.out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/^fnlens listening on //p' "$data/serve.out")
+[ -n "$url" ] || { echo "the server did not start; see $out/serve.err" >&2; exit 1; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; corpus $(du -h "$corpus" | cut -f1) ($corpus)"
 
+tails=()
+queries=("level:ERROR" "timeout" "function:checkout" "declined OR refused" "*")
+for i in $(seq 1 "${TAIL_CLIENTS:-0}"); do
+  q=${queries[$((i % ${#queries[@]}))]}
+  curl -sN --get "$url/api/v1/logs/tail" --data-urlencode "q=$q" > /dev/null &
+  tails+=($!)
+done
+[ ${#tails[@]} -gt 0 ] && sleep 1 && curl -s "$url/metrics" | grep '^fnlens_tail_clients '
 echo "== throughput (16 requests in flight)"
 "$bin" simulate --from "$corpus" --target "$url" --concurrency 16 --quiet
 curl -s "$url/metrics" | grep -E '^fnlens_(process_peak_resident_memory_bytes|wal_fsyncs_total|ingest_batches_total|log_commits_total|parquet_flushes_total) ' \
@@ -38,3 +48,5 @@ load=$!
 sleep 1
 "$bin" bench latency --target "$url" --trials 100
 wait $load || true
+[ ${#tails[@]} -gt 0 ] && curl -s "$url/metrics" | grep -E '^fnlens_tail_(clients|lines_sent_total|lines_dropped_total|batches_missed_total) '
+for t in "${tails[@]}"; do kill "$t" 2>/dev/null || true; done

@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the server: ingest, search, SQL.
     Serve(cli::serve::ServeArgs),
+    /// Search the logs of a running server; --follow streams new matches.
+    Search(cli::search::SearchArgs),
     /// Act as a fleet of Lambda functions posting Telemetry API batches (or write them to a file).
     Simulate(cli::simulate::SimulateArgs),
     /// Benchmarks against a running server.
@@ -46,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => cli::serve::run(args).await,
+            Command::Search(args) => cli::search::run(args).await,
             Command::Simulate(args) => cli::simulate::run(args).await,
             Command::Bench(cmd) => cli::bench::run(cmd).await,
         }

@@ -12,7 +12,7 @@
 //! tick. The WAL is truncated through the lowest LSN both stores hold durably.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -100,6 +100,8 @@ pub struct Pipeline {
     stores: Stores,
     stats: Arc<IngestStats>,
     events: broadcast::Sender<Arc<Ingested>>,
+    /// The LSN of the last batch sent to subscribers.
+    published: Arc<AtomicU64>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Holds the data directory's lock for as long as the pipeline lives.
     _data_dir: DataDir,
@@ -189,6 +191,7 @@ impl Pipeline {
 
         let stats = Arc::new(IngestStats::default());
         let (events, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
+        let published = Arc::new(AtomicU64::new(last));
         let (flush_tx, flush_rx) = std::sync::mpsc::channel();
         let flusher = {
             let invocations = invocations.clone();
@@ -202,6 +205,7 @@ impl Pipeline {
             invocations: invocations.clone(),
             truncator,
             events: events.clone(),
+            published: published.clone(),
             stats: stats.clone(),
             flush_tx,
             last_retention: None,
@@ -222,6 +226,7 @@ impl Pipeline {
             },
             stats,
             events,
+            published,
             threads: Mutex::new(vec![wal_thread, applier]),
             _data_dir: data_dir,
         })
@@ -254,6 +259,12 @@ impl Pipeline {
     /// Every batch applied from now on, in LSN order.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Ingested>> {
         self.events.subscribe()
+    }
+
+    /// The LSN of the last batch handed to subscribers. Every acknowledged batch is at or
+    /// below it.
+    pub fn published_lsn(&self) -> Lsn {
+        self.published.load(Ordering::Acquire)
     }
 
     pub fn stores(&self) -> &Stores {
@@ -291,6 +302,7 @@ struct Applier {
     invocations: Arc<InvocationStore>,
     truncator: WalTruncator,
     events: broadcast::Sender<Arc<Ingested>>,
+    published: Arc<AtomicU64>,
     stats: Arc<IngestStats>,
     flush_tx: std::sync::mpsc::Sender<Arc<fnlens_store::invocations::Frozen>>,
     /// When retention last ran.
@@ -372,6 +384,7 @@ impl Applier {
                     lsn,
                     batch: batch.clone(),
                 }));
+                self.published.store(lsn, Ordering::Release);
                 Ok(lsn)
             }
             Err(e) => {

@@ -4,9 +4,14 @@
 
 pub mod search;
 pub mod sql;
+pub mod tail;
 
-pub use search::{MAX_LIMIT, SearchRequest, SearchResult, search};
+pub use search::{
+    Cursor, Facets, Histogram, HistogramRequest, Hit, LogQuery, MAX_LIMIT, SearchRequest,
+    SearchResult, SortOrder, SplitBy, facets, histogram, request_logs, search,
+};
 pub use sql::{InvocationsTable, SqlEngine, SqlResult};
+pub use tail::{TailEvent, TailHub};
 
 /// Errors of a read, classified by whose fault they are.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +19,9 @@ pub enum QueryError {
     /// The search query does not parse or asks for something impossible.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// The search query breaks the grammar at `position` (a byte offset).
+    #[error("invalid query at position {position}: {message}")]
+    Syntax { message: String, position: usize },
     /// The SQL is malformed, refers to unknown things, or is not allowed.
     #[error("{0}")]
     InvalidSql(String),

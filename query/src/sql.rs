@@ -7,6 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -17,7 +18,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext, col, lit};
 use fnlens_model::TimeRange;
 use fnlens_store::InvocationStore;
 
@@ -130,6 +131,41 @@ impl SqlEngine {
             .with_allow_dml(false)
             .with_allow_statements(false);
         let df = ctx.sql_with_options(sql, options).await.map_err(classify)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(classify)?;
+        Ok(SqlResult { schema, batches })
+    }
+}
+
+impl SqlEngine {
+    /// The invocation rows with this request id (one, unless a client sent it twice). `near`,
+    /// when known (the times of its log lines), lets row groups outside it be skipped.
+    pub async fn invocation(
+        &self,
+        request_id: &str,
+        near: Option<TimeRange>,
+    ) -> Result<SqlResult, QueryError> {
+        let ctx = self.context()?;
+        let mut filter = col("request_id").eq(lit(request_id));
+        if let Some(range) = near {
+            let ts = |ms: i64| {
+                lit(ScalarValue::TimestampMillisecond(
+                    Some(ms),
+                    Some("UTC".into()),
+                ))
+            };
+            filter = filter
+                .and(col("ts").gt_eq(ts(range.start_ms())))
+                .and(col("ts").lt(ts(range.end_ms())));
+        }
+        let df = ctx
+            .table("invocations")
+            .await
+            .map_err(classify)?
+            .filter(filter)
+            .map_err(classify)?
+            .sort(vec![col("ts").sort(true, true)])
+            .map_err(classify)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(classify)?;
         Ok(SqlResult { schema, batches })

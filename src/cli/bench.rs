@@ -14,6 +14,80 @@ use serde_json::{Value, json};
 pub(crate) enum BenchCommand {
     /// Time from the 200 to searchable and to visible in SQL.
     Latency(LatencyArgs),
+    /// Decode a `simulate --out` corpus into one JSON log line per row, exactly the records
+    /// fnlens indexes, for the peers of the search benchmark (ripgrep, SQLite FTS5).
+    Flatten(FlattenArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FlattenArgs {
+    /// A corpus written by `fnlens simulate --out`.
+    #[arg(long)]
+    from: std::path::PathBuf,
+    /// Where to write the lines.
+    #[arg(long)]
+    out: std::path::PathBuf,
+}
+
+/// One log record per line, fields in this order (the peers' scripts rely on it).
+#[derive(serde::Serialize)]
+struct FlatLine<'a> {
+    ts_ms: i64,
+    function: &'a str,
+    version: &'a str,
+    level: &'a str,
+    request_id: Option<&'a str>,
+    source: &'a str,
+    message: &'a str,
+}
+
+fn flatten(args: FlattenArgs) -> anyhow::Result<()> {
+    use fnlens_ingest::decode::telemetry::{LambdaContext, decode};
+    use std::io::{BufRead, Write};
+
+    let input = std::io::BufReader::new(
+        std::fs::File::open(&args.from)
+            .with_context(|| format!("opening {}", args.from.display()))?,
+    );
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&args.out)?);
+    let (mut batches, mut lines) = (0u64, 0u64);
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&line).context("reading a batch line")?;
+        let ctx = LambdaContext {
+            function: v["function"].as_str().unwrap_or("unknown").to_owned(),
+            instance: v["instance"].as_str().map(str::to_owned),
+            ..LambdaContext::default()
+        };
+        let body = serde_json::to_vec(&v["events"])?;
+        let decoded = decode(&body, &ctx).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for r in &decoded.batch.logs {
+            serde_json::to_writer(
+                &mut out,
+                &FlatLine {
+                    ts_ms: r.ts_ms,
+                    function: &r.function,
+                    version: &r.version,
+                    level: r.level.as_str(),
+                    request_id: r.request_id.as_deref(),
+                    source: r.source.as_str(),
+                    message: &r.message,
+                },
+            )?;
+            out.write_all(b"\n")?;
+            lines += 1;
+        }
+        batches += 1;
+    }
+    out.flush()?;
+    eprintln!(
+        "{batches} batches -> {lines} log lines in {}",
+        args.out.display()
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -30,6 +104,7 @@ pub(crate) struct LatencyArgs {
 pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Latency(args) => latency(args).await,
+        BenchCommand::Flatten(args) => flatten(args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod search;
 pub(crate) mod serve;
 pub(crate) mod simulate;

@@ -166,7 +166,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("demo fleet is posting simulated traffic");
     }
 
-    let state = AppState::new(pipeline.clone(), settings.web);
+    let state = AppState::new(pipeline.clone(), settings.web).context("starting the live tail")?;
     fnlens_web::serve(listener, state, shutdown_signal()).await?;
     tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
     tracing::info!("fnlens stopped");

@@ -5,7 +5,7 @@
 //! its payload, the LSN through which the partition holds every record, so WAL replay adds
 //! exactly what a crash lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,17 +13,38 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use fnlens_model::{Level, LogRecord, LogSource, PartitionKey, TimeRange};
+use tantivy::columnar::ColumnValues;
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentId;
 use tantivy::merge_policy::LogMergePolicy;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema,
     TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer, TokenizerManager};
+use tantivy::{
+    Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentReader, TantivyDocument,
+};
 
 use crate::StoreError;
 use crate::metrics::StoreStats;
 use crate::wal::Lsn;
+
+/// The tokenizer of exact, case-insensitive keyword fields (`level`).
+pub const KEYWORD_LOWERCASE: &str = "keyword_lowercase";
+
+/// The tokenizers every log index and query parser uses: tantivy's defaults plus
+/// [`KEYWORD_LOWERCASE`].
+pub fn tokenizers() -> TokenizerManager {
+    let manager = TokenizerManager::default();
+    manager.register(
+        KEYWORD_LOWERCASE,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+    manager
+}
 
 /// The tantivy fields of a log record.
 #[derive(Debug, Clone)]
@@ -54,7 +75,18 @@ impl LogSchema {
         let keyword = STRING | STORED | FAST;
         let function = b.add_text_field("function", keyword.clone());
         let version = b.add_text_field("version", keyword.clone());
-        let level = b.add_text_field("level", keyword.clone());
+        // `level:error` and `level:ERROR` both match; the fast column keeps the stored casing.
+        let level = b.add_text_field(
+            "level",
+            TextOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(KEYWORD_LOWERCASE)
+                        .set_index_option(IndexRecordOption::Basic),
+                )
+                .set_stored()
+                .set_fast("raw"),
+        );
         let request_id = b.add_text_field("request_id", STRING | STORED);
         let source = b.add_text_field("source", keyword);
         let message = b.add_text_field(
@@ -67,7 +99,8 @@ impl LogSchema {
                 )
                 .set_stored(),
         );
-        // Attributes are matched by term and by numeric range, never by phrase: no positions.
+        // Attributes are matched by term, never by phrase: no positions. They are also fast,
+        // which is what numeric range queries (`attributes.duration_ms:>500`) run on.
         let attributes = b.add_json_field(
             "attributes",
             JsonObjectOptions::default()
@@ -76,6 +109,7 @@ impl LogSchema {
                         .set_tokenizer("default")
                         .set_index_option(IndexRecordOption::Basic),
                 )
+                .set_fast("raw")
                 .set_expand_dots_enabled(),
         );
         let attributes_json = b.add_text_field("attributes_json", STORED);
@@ -166,6 +200,51 @@ pub struct LogStoreConfig {
     pub writer_idle: Duration,
 }
 
+/// Documents per block of [`TsBlocks`].
+pub const TS_BLOCK_DOCS: u32 = 2048;
+
+/// The min and max `ts` of each run of [`TS_BLOCK_DOCS`] consecutive documents of a segment.
+/// Documents arrive roughly in time order, so the blocks of a segment cover narrow, mostly
+/// increasing time spans: a newest-first search visits the newest blocks and stops.
+#[derive(Debug)]
+pub struct TsBlocks {
+    pub bounds: Vec<(i64, i64)>,
+}
+
+/// What searches read of every segment, opened once per segment: opening a column decodes its
+/// block metadata, which cost more than a whole rare-term search.
+pub struct SegmentColumns {
+    pub ts: Arc<dyn ColumnValues<i64>>,
+    pub seq: Arc<dyn ColumnValues<u64>>,
+    pub blocks: TsBlocks,
+}
+
+impl SegmentColumns {
+    fn open(reader: &SegmentReader) -> tantivy::Result<SegmentColumns> {
+        let ff = reader.fast_fields();
+        let ts = ff.column_first_or_default::<i64>("ts")?;
+        let seq = ff.column_first_or_default::<u64>("seq")?;
+        let max_doc = reader.max_doc();
+        let mut bounds = Vec::with_capacity(max_doc.div_ceil(TS_BLOCK_DOCS) as usize);
+        let mut buf = vec![0i64; TS_BLOCK_DOCS as usize];
+        let mut start = 0;
+        while start < max_doc {
+            let len = TS_BLOCK_DOCS.min(max_doc - start) as usize;
+            ts.get_range(u64::from(start), &mut buf[..len]);
+            let (lo, hi) = buf[..len]
+                .iter()
+                .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+            bounds.push((lo, hi));
+            start += TS_BLOCK_DOCS;
+        }
+        Ok(SegmentColumns {
+            ts,
+            seq,
+            blocks: TsBlocks { bounds },
+        })
+    }
+}
+
 /// One time partition of the log store.
 pub struct LogPartition {
     pub key: PartitionKey,
@@ -178,15 +257,51 @@ pub struct LogPartition {
     /// Highest LSN added since the last commit, 0 if nothing is pending.
     pending_lsn: AtomicU64,
     last_write: Mutex<Instant>,
+    /// Per segment, opened on first use (or at the commit that made it); segments are
+    /// immutable, so entries never go stale, only unused (pruned when the map outgrows the
+    /// live segments).
+    columns: Mutex<HashMap<SegmentId, Arc<SegmentColumns>>>,
 }
 
 impl LogPartition {
+    /// The `ts` and `seq` columns and time blocks of a segment of this partition.
+    pub fn columns(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
+        let id = reader.segment_id();
+        if let Some(c) = self
+            .columns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(c.clone());
+        }
+        let columns = Arc::new(SegmentColumns::open(reader)?);
+        let mut cache = self.columns.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(id, columns.clone());
+        let live = self.reader.searcher().segment_readers().len();
+        if cache.len() > 2 * live + 8 {
+            let searcher = self.reader.searcher();
+            let ids: Vec<SegmentId> = searcher
+                .segment_readers()
+                .iter()
+                .map(|r| r.segment_id())
+                .collect();
+            cache.retain(|k, _| ids.contains(k) || *k == id);
+        }
+        Ok(columns)
+    }
+
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()
     }
 
     pub fn committed_lsn(&self) -> Lsn {
         self.committed_lsn.load(Ordering::Acquire)
+    }
+
+    /// Segments visible to searches now.
+    pub fn segment_count(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
     }
 }
 
@@ -250,6 +365,14 @@ impl LogStore {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .len()
+    }
+
+    /// Segments over all partitions, as searches see them.
+    pub fn segment_count(&self) -> usize {
+        self.partitions(TimeRange::all())
+            .iter()
+            .map(|p| p.segment_count())
+            .sum()
     }
 
     /// The highest committed LSN of any partition.
@@ -347,6 +470,10 @@ impl LogStore {
                 prepared.set_payload(&through.to_string());
                 prepared.commit()?;
                 part.reader.reload()?;
+                // New segments get their columns opened now, not on the first search.
+                for reader in part.reader.searcher().segment_readers() {
+                    part.columns(reader)?;
+                }
                 part.committed_lsn.store(through, Ordering::Release);
                 part.pending_lsn.store(0, Ordering::Release);
                 self.stats.log_commits.fetch_add(1, Ordering::Relaxed);
@@ -421,7 +548,8 @@ fn open_partition(
     schema: &LogSchema,
 ) -> Result<LogPartition, StoreError> {
     let directory = MmapDirectory::open(dir)?;
-    let index = Index::open_or_create(directory, schema.schema.clone())?;
+    let mut index = Index::open_or_create(directory, schema.schema.clone())?;
+    index.set_tokenizers(tokenizers());
     let reader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
@@ -435,12 +563,14 @@ fn open_partition(
         committed_lsn: AtomicU64::new(committed),
         pending_lsn: AtomicU64::new(0),
         last_write: Mutex::new(Instant::now()),
+        columns: Mutex::default(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tantivy::Term;
     use tantivy::collector::Count;
     use tantivy::query::AllQuery;
 
@@ -515,6 +645,42 @@ mod tests {
             .unwrap();
         let doc: TantivyDocument = searcher.doc(top[0].1).unwrap();
         assert_eq!(s.schema().from_doc(&doc), record(day, "a"));
+    }
+
+    #[test]
+    fn merging_bounds_the_segment_count_under_steady_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 86_400_000;
+        let s = store(dir.path());
+        // A commit per tick, as the applier does: 300 tiny segments without merging.
+        for lsn in 1..=300u64 {
+            let records: Vec<_> = (0..5)
+                .map(|i| record(day + lsn as i64 * 10 + i, "tick"))
+                .collect();
+            s.add(lsn, &records, false).unwrap();
+            s.commit(lsn).unwrap();
+        }
+        s.close(300).unwrap();
+        let s = store(dir.path());
+        assert_eq!(count(&s), 1500);
+        let segments = s.segment_count();
+        assert!(segments <= 16, "{segments} segments after 300 commits");
+    }
+
+    #[test]
+    fn level_matches_in_any_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.add(1, &[record(5, "x")], false).unwrap();
+        s.commit(1).unwrap();
+        let searcher = s.partitions(TimeRange::all())[0].searcher();
+        for level in ["ERROR", "error", "Error"] {
+            let q = tantivy::query::TermQuery::new(
+                Term::from_field_text(s.schema().level, &level.to_lowercase()),
+                IndexRecordOption::Basic,
+            );
+            assert_eq!(searcher.search(&q, &Count).unwrap(), 1, "{level}");
+        }
     }
 
     #[test]

@@ -73,6 +73,14 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::InvalidQuery(d) => ApiError::bad_request("invalid_query", d),
+            QueryError::Syntax { message, position } => {
+                let mut err = ApiError::bad_request(
+                    "invalid_query",
+                    format!("syntax error at position {position}: {message}"),
+                );
+                err.extra = Some(json!({"position": position}));
+                err
+            }
             QueryError::InvalidSql(d) => ApiError::bad_request("invalid_sql", d),
             QueryError::ResourcesExhausted(d) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted", d)

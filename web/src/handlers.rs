@@ -8,11 +8,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use fnlens_ingest::decode::telemetry::{self, LambdaContext};
 use fnlens_ingest::{DecodeError, Decoded};
-use fnlens_model::{LogRecord, TimeRange, format_ts_ms, parse_time_param};
-use fnlens_query::{MAX_LIMIT, SearchRequest};
+use fnlens_model::{LogRecord, TimeRange, format_ts_ms, parse_duration_ms, parse_time_param};
+use fnlens_query::{
+    Cursor, HistogramRequest, MAX_LIMIT, SearchRequest, SortOrder, SplitBy, TailEvent,
+};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -205,39 +209,342 @@ fn time_range(params: &HashMap<String, String>) -> Result<TimeRange, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_time_range", e.to_string()))
 }
 
-/// `GET /api/v1/logs/search?q=&start=&end=&limit=`.
+/// Reads a numeric parameter in `0..=max`.
+fn number_param(
+    params: &HashMap<String, String>,
+    key: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match params.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("{key}={v:?} must be a number from 0 to {max}"),
+                )
+            }),
+    }
+}
+
+fn query_param(params: &HashMap<String, String>) -> String {
+    params.get("q").cloned().unwrap_or_default()
+}
+
+/// The message with its matched byte ranges wrapped in `<mark>`, HTML-escaped.
+fn highlight_html(message: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    fn escape(out: &mut String, s: &str) {
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+    }
+    let mut out = String::with_capacity(message.len() + 16 * ranges.len());
+    let mut at = 0;
+    for r in ranges {
+        let (Some(before), Some(marked)) = (message.get(at..r.start), message.get(r.clone()))
+        else {
+            continue;
+        };
+        escape(&mut out, before);
+        out.push_str("<mark>");
+        escape(&mut out, marked);
+        out.push_str("</mark>");
+        at = r.end;
+    }
+    escape(&mut out, message.get(at..).unwrap_or_default());
+    out
+}
+
+/// `GET /api/v1/logs/search?q=&start=&end=&limit=&order=&cursor=&highlight=`.
 pub(crate) async fn search_logs(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let range = time_range(&params)?;
-    let limit = match params.get("limit").filter(|v| !v.is_empty()) {
-        None => 100,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|l| *l <= MAX_LIMIT)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_limit",
-                    format!("limit={v:?} must be a number from 0 to {MAX_LIMIT}"),
-                )
-            })?,
+    let limit = number_param(&params, "limit", 100, MAX_LIMIT)?;
+    let order = match params.get("order").filter(|v| !v.is_empty()) {
+        None => SortOrder::Desc,
+        Some(v) => SortOrder::parse(v).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("order={v:?} must be desc or asc"),
+            )
+        })?,
+    };
+    let cursor = match params.get("cursor").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(Cursor::decode(v)?),
+    };
+    let highlight = match params.get("highlight").map(String::as_str) {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(v) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("highlight={v:?} must be true or false"),
+            ));
+        }
     };
     let req = SearchRequest {
-        query: params.get("q").cloned().unwrap_or_default(),
+        query: query_param(&params),
         range,
         limit,
+        order,
+        cursor,
+        highlight,
     };
     let logs = state.pipeline.stores().logs.clone();
     let result = tokio::task::spawn_blocking(move || fnlens_query::search(&logs, &req))
         .await
         .map_err(ApiError::internal)??;
+    let hits: Vec<Value> = result
+        .hits
+        .iter()
+        .map(|h| {
+            let mut v = hit_json(&h.record);
+            if highlight {
+                v["highlight"] = Value::String(highlight_html(&h.record.message, &h.highlights));
+            }
+            v
+        })
+        .collect();
     Ok(Json(json!({
-        "hits": result.hits.iter().map(hit_json).collect::<Vec<_>>(),
+        "hits": hits,
         "total": result.total,
         "took_ms": result.took_ms,
+        "cursor": result.cursor.map(|c| c.encode()),
+        "partitions_searched": result.partitions_searched,
     })))
+}
+
+/// `GET /api/v1/logs/histogram?q=&start=&end=&interval=&split=`.
+pub(crate) async fn histogram(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let range = time_range(&params)?;
+    let interval_ms = match params
+        .get("interval")
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+    {
+        None | Some("auto") => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .or_else(|| parse_duration_ms(v))
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        format!(
+                            "interval={v:?} must be a duration like 30s, 5m, 1h or milliseconds"
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let split = match params.get("split").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(SplitBy::parse(v).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("split={v:?} must be level or function"),
+            )
+        })?),
+    };
+    let req = HistogramRequest {
+        query: query_param(&params),
+        range,
+        interval_ms,
+        split,
+    };
+    let logs = state.pipeline.stores().logs.clone();
+    let h = tokio::task::spawn_blocking(move || fnlens_query::histogram(&logs, &req))
+        .await
+        .map_err(ApiError::internal)??;
+    let buckets: Vec<Value> = h
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, count)| {
+            let ts_ms = h.start_ms + i as i64 * h.interval_ms;
+            let mut b = json!({"ts": format_ts_ms(ts_ms), "ts_ms": ts_ms, "count": count});
+            if !h.series.is_empty() {
+                b["by"] = h
+                    .series
+                    .iter()
+                    .filter(|(_, counts)| counts[i] > 0)
+                    .map(|(name, counts)| (name.clone(), json!(counts[i])))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
+            b
+        })
+        .collect();
+    let mut body = json!({
+        "interval_ms": h.interval_ms,
+        "buckets": buckets,
+        "total": h.total,
+        "took_ms": h.took_ms,
+        "partitions_searched": h.partitions_searched,
+    });
+    if let Some(split) = split {
+        body["split"] = json!(match split {
+            SplitBy::Level => "level",
+            SplitBy::Function => "function",
+        });
+        body["series"] = h
+            .series
+            .iter()
+            .map(|(name, counts)| json!({"value": name, "total": counts.iter().sum::<u64>()}))
+            .collect();
+    }
+    Ok(Json(body))
+}
+
+/// `GET /api/v1/logs/facets?q=&start=&end=&size=`.
+pub(crate) async fn facets(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let range = time_range(&params)?;
+    let size = number_param(&params, "size", 10, 1000)?;
+    let query = query_param(&params);
+    let logs = state.pipeline.stores().logs.clone();
+    let f = tokio::task::spawn_blocking(move || fnlens_query::facets(&logs, &query, range, size))
+        .await
+        .map_err(ApiError::internal)??;
+    let facets: serde_json::Map<String, Value> = f
+        .fields
+        .iter()
+        .map(|(field, values)| {
+            let values: Vec<Value> = values
+                .iter()
+                .map(|(value, count)| json!({"value": value, "count": count}))
+                .collect();
+            ((*field).to_owned(), Value::Array(values))
+        })
+        .collect();
+    Ok(Json(json!({
+        "facets": facets,
+        "total": f.total,
+        "took_ms": f.took_ms,
+        "partitions_searched": f.partitions_searched,
+    })))
+}
+
+/// How often an idle tail stream says it is alive.
+const TAIL_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `GET /api/v1/logs/tail?q=`: Server-Sent Events. `event: subscribed` first, then one
+/// `event: line` per matching line, `event: dropped` when the client fell behind, and
+/// `event: heartbeat` every 10 s of silence.
+pub(crate) async fn tail(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let query = query_param(&params);
+    let rx = state
+        .tail
+        .subscribe(&query, state.pipeline.published_lsn())?;
+    let subscribed = Event::default()
+        .event("subscribed")
+        .data(json!({"q": query}).to_string());
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let sse = match event {
+            TailEvent::Line(line) => Event::default()
+                .event("line")
+                .data(hit_json(&line).to_string()),
+            TailEvent::Dropped { lines, batches } => Event::default()
+                .event("dropped")
+                .data(json!({"lines": lines, "batches": batches}).to_string()),
+        };
+        Some((Ok::<_, std::convert::Infallible>(sse), rx))
+    });
+    let stream = futures::stream::once(async move { Ok(subscribed) }).chain(lines);
+    Ok(Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(TAIL_HEARTBEAT)
+                .event(Event::default().event("heartbeat").data("{}")),
+        )
+        .into_response())
+}
+
+/// The most log lines the request view returns.
+const REQUEST_VIEW_MAX_LINES: usize = 10_000;
+
+/// `GET /api/v1/invocations/{request_id}`: the invocation and every line it printed, in order.
+pub(crate) async fn invocation(
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if request_id.is_empty() || request_id.len() > 256 {
+        return Err(ApiError::bad_request(
+            "invalid_request_id",
+            "the request id must be 1 to 256 characters",
+        ));
+    }
+    let logs = state.pipeline.stores().logs.clone();
+    let id = request_id.clone();
+    let (lines, total) = tokio::task::spawn_blocking(move || {
+        fnlens_query::request_logs(&logs, &id, TimeRange::all(), REQUEST_VIEW_MAX_LINES)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    // An invocation lasts at most 15 minutes: its row starts within that of its first line.
+    const MAX_INVOCATION_MS: i64 = 15 * 60_000;
+    let near = match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) => TimeRange::new(
+            first.ts_ms.saturating_sub(MAX_INVOCATION_MS + 60_000),
+            last.ts_ms.saturating_add(60_000),
+        )
+        .ok(),
+        _ => None,
+    };
+    let result = state.sql.invocation(&request_id, near).await?;
+    let rows = record_batches_json(&result.batches)?;
+    let invocation = rows.as_array().and_then(|r| r.first()).cloned();
+    if invocation.is_none() && lines.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no invocation and no log line has request id {request_id:?}"),
+        ));
+    }
+    Ok(Json(json!({
+        "request_id": request_id,
+        "invocation": invocation,
+        "logs": lines.iter().map(hit_json).collect::<Vec<_>>(),
+        "log_count": total,
+        "logs_truncated": total > lines.len() as u64,
+    })))
+}
+
+/// Arrow rows as a JSON array of objects.
+fn record_batches_json(batches: &[arrow::array::RecordBatch]) -> Result<Value, ApiError> {
+    let mut writer = ArrayWriter::new(Vec::new());
+    let refs: Vec<_> = batches.iter().collect();
+    writer.write_batches(&refs).map_err(ApiError::internal)?;
+    writer.finish().map_err(ApiError::internal)?;
+    let buf = writer.into_inner();
+    if buf.is_empty() {
+        return Ok(json!([]));
+    }
+    serde_json::from_slice(&buf).map_err(ApiError::internal)
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,16 +572,7 @@ pub(crate) async fn sql(
         .iter()
         .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
         .collect();
-    let mut writer = ArrayWriter::new(Vec::new());
-    let batches: Vec<_> = result.batches.iter().collect();
-    writer.write_batches(&batches).map_err(ApiError::internal)?;
-    writer.finish().map_err(ApiError::internal)?;
-    let buf = writer.into_inner();
-    let rows: Value = if buf.is_empty() {
-        json!([])
-    } else {
-        serde_json::from_slice(&buf).map_err(ApiError::internal)?
-    };
+    let rows = record_batches_json(&result.batches)?;
     let row_count = result.batches.iter().map(|b| b.num_rows()).sum::<usize>();
     Ok(Json(json!({
         "columns": columns,
@@ -287,6 +585,20 @@ pub(crate) async fn sql(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn highlights_are_escaped_html() {
+        assert_eq!(
+            highlight_html("a <b> timeout & x", &[6..13, 16..17]),
+            "a &lt;b&gt; <mark>timeout</mark> &amp; <mark>x</mark>"
+        );
+        assert_eq!(
+            highlight_html("héllo wörld", &[0..6, 7..13]),
+            "<mark>héllo</mark> <mark>wörld</mark>"
+        );
+        // Ranges off a char boundary are skipped, not a panic.
+        assert_eq!(highlight_html("é x", &[1..2, 3..4]), "é <mark>x</mark>");
+    }
 
     #[test]
     fn function_names() {

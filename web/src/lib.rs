@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use fnlens_ingest::Pipeline;
-use fnlens_query::SqlEngine;
+use fnlens_query::{SqlEngine, TailHub};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -39,17 +39,24 @@ pub struct AppState {
     pub sql: SqlEngine,
     pub config: WebConfig,
     pub http: Arc<metrics::HttpStats>,
+    pub tail: TailHub,
 }
 
 impl AppState {
-    pub fn new(pipeline: Arc<Pipeline>, config: WebConfig) -> AppState {
+    /// Starts the live-tail thread on the pipeline's subscription point.
+    pub fn new(pipeline: Arc<Pipeline>, config: WebConfig) -> std::io::Result<AppState> {
         let sql = SqlEngine::new(pipeline.stores().invocations.clone());
-        AppState {
+        let tail = TailHub::start(
+            pipeline.subscribe(),
+            pipeline.stores().logs.schema().clone(),
+        )?;
+        Ok(AppState {
             pipeline,
             sql,
             config,
             http: Arc::default(),
-        }
+            tail,
+        })
     }
 }
 
@@ -63,6 +70,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/ingest/lambda", post(handlers::missing_function))
         .route("/api/v1/ingest/lambda/", post(handlers::missing_function))
         .route("/api/v1/logs/search", get(handlers::search_logs))
+        .route("/api/v1/logs/histogram", get(handlers::histogram))
+        .route("/api/v1/logs/facets", get(handlers::facets))
+        .route("/api/v1/logs/tail", get(handlers::tail))
+        .route(
+            "/api/v1/invocations/{request_id}",
+            get(handlers::invocation),
+        )
         .route("/api/v1/sql", post(handlers::sql))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(metrics::render))
@@ -110,7 +124,7 @@ mod tests {
         config.indexer_threads = 1;
         config.indexer_memory_bytes = 15_000_000;
         let pipeline = Arc::new(Pipeline::open(config).unwrap());
-        let app = app(AppState::new(pipeline.clone(), WebConfig::default()));
+        let app = app(AppState::new(pipeline.clone(), WebConfig::default()).unwrap());
 
         let (status, body) = call(
             app.clone(),

@@ -77,6 +77,46 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     );
     render_metric(
         &mut out,
+        "fnlens_log_segments",
+        "gauge",
+        "tantivy segments over all log partitions (merging keeps this bounded)",
+        stores.logs.segment_count() as u64,
+    );
+    render_metric(
+        &mut out,
+        "fnlens_tail_clients",
+        "gauge",
+        "Open live-tail streams",
+        state.tail.client_count() as u64,
+    );
+    let tail = state.tail.stats();
+    for (name, help, value) in [
+        (
+            "fnlens_tail_lines_sent_total",
+            "Lines delivered to live-tail clients",
+            &tail.lines_sent,
+        ),
+        (
+            "fnlens_tail_lines_dropped_total",
+            "Matching lines dropped because a tail client's buffer was full",
+            &tail.lines_dropped,
+        ),
+        (
+            "fnlens_tail_batches_missed_total",
+            "Ingest batches the tail fell too far behind to match",
+            &tail.batches_missed,
+        ),
+    ] {
+        render_metric(
+            &mut out,
+            name,
+            "counter",
+            help,
+            value.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+    render_metric(
+        &mut out,
         "fnlens_invocations_buffered_rows",
         "gauge",
         "Invocation rows in the Arrow buffer, not yet in Parquet",

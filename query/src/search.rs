@@ -14,7 +14,7 @@ use std::ops::{Bound, Range};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fnlens_model::{Level, LogRecord, PartitionKey, TimeRange};
+use fnlens_model::{Level, LogRecord, TimeRange};
 use fnlens_store::logs::{SegmentColumns, TS_BLOCK_DOCS};
 use fnlens_store::{LogPartition, LogSchema, LogStore, Lsn};
 use tantivy::collector::{Collector, SegmentCollector};
@@ -268,25 +268,29 @@ impl LogQuery {
         &*self.query
     }
 
-    /// The query restricted to `range` within `partition`; no time clause when the partition
-    /// lies wholly inside the range.
+    /// The query restricted to `range` within one partition, and whether that needed a time
+    /// clause: none when every record of the partition (as `searcher` sees it) lies in the range.
     fn for_partition(
         &self,
         schema: &LogSchema,
-        key: PartitionKey,
+        part: &LogPartition,
+        searcher: &tantivy::Searcher,
         range: TimeRange,
-    ) -> Box<dyn Query> {
-        if covers(range, key) {
-            return self.query.box_clone();
+    ) -> tantivy::Result<(Box<dyn Query>, bool)> {
+        if partition_inside(part, searcher, range)? {
+            return Ok((self.query.box_clone(), false));
         }
         let time = RangeQuery::new(
             Bound::Included(Term::from_field_i64(schema.ts, range.start_ms())),
             Bound::Excluded(Term::from_field_i64(schema.ts, range.end_ms())),
         );
-        Box::new(BooleanQuery::new(vec![
-            (Occur::Must, self.query.box_clone()),
-            (Occur::Must, Box::new(time)),
-        ]))
+        Ok((
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, self.query.box_clone()),
+                (Occur::Must, Box::new(time)),
+            ])),
+            true,
+        ))
     }
 
     /// Byte ranges of `message` that the query's terms and prefixes match.
@@ -313,9 +317,22 @@ impl LogQuery {
     }
 }
 
-/// Whether `range` covers the whole partition.
-fn covers(range: TimeRange, key: PartitionKey) -> bool {
-    range.start_ms() <= key.start_ms() && key.end_ms() <= range.end_ms()
+/// Whether every record of a partition lies in `range`: the range covers its day, or the
+/// `ts` bounds of each of its segments.
+fn partition_inside(
+    part: &LogPartition,
+    searcher: &tantivy::Searcher,
+    range: TimeRange,
+) -> tantivy::Result<bool> {
+    if range.start_ms() <= part.key.start_ms() && part.key.end_ms() <= range.end_ms() {
+        return Ok(true);
+    }
+    for reader in searcher.segment_readers() {
+        if reader.num_docs() > 0 && !segment_inside(&*part.columns(reader)?.ts, range) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A search as the API receives it.
@@ -480,11 +497,10 @@ fn top_hits(
     }
     for pi in order {
         let (part, searcher) = (&partitions[pi], &searchers[pi]);
-        let q = query.for_partition(schema, part.key, range);
+        let (q, restricted) = query.for_partition(schema, part, searcher, range)?;
         let weight = q.weight(EnableScoring::disabled_from_searcher(searcher))?;
         // A term's count is its document frequency when no time clause was added.
-        let free_count =
-            covers(range, part.key) && query.query.downcast_ref::<TermQuery>().is_some();
+        let free_count = !restricted && query.query.downcast_ref::<TermQuery>().is_some();
         total += collect_top(&*weight, searcher, part, &params, free_count, pi, &mut top)?;
     }
     let mut candidates = top.into_sorted();
@@ -551,10 +567,10 @@ impl<T: Ord> TopK<T> {
 /// across segments and partitions, is the bar: a segment or a [`TsBlocks`] block whose best
 /// possible key does not clear it is not read for hits.
 /// - When the count is free (everything, or one term in a segment that needs no filtering:
-///   `num_docs` or `doc_freq`), hits come from a pass over the matches if there are few, and
-///   otherwise from the segment's blocks, best first, each by seeking a fresh scorer to it; the
-///   walk stops at the first block that cannot clear the bar. Documents arrive roughly in time
-///   order, so a newest-100 read of a common term touches a few blocks.
+///   `num_docs` or `doc_freq`), hits come from a pass over the matches if they are sparse (a few
+///   per block), and otherwise from the segment's blocks, best first, each by seeking a fresh
+///   scorer to it; the walk stops at the first block that cannot clear the bar. Documents
+///   arrive roughly in time order, so a newest-100 read of a common term touches a few blocks.
 /// - Otherwise the count needs a pass over the matches anyway; the same pass keeps the hits,
 ///   reading `ts` and `seq` only in blocks that can clear the bar.
 fn collect_top(
@@ -908,9 +924,9 @@ pub fn histogram(store: &LogStore, req: &HistogramRequest) -> Result<Histogram, 
     let partitions = store.partitions(req.range);
     let mut merged = HistogramFruit::new(collector.buckets);
     for part in &partitions {
-        let q = query.for_partition(schema, part.key, req.range);
-        let fruit = part.searcher().search(&*q, &collector)?;
-        merged.absorb(fruit);
+        let searcher = part.searcher();
+        let (q, _) = query.for_partition(schema, part, &searcher, req.range)?;
+        merged.absorb(searcher.search(&*q, &collector)?);
     }
     let mut series: Vec<(String, Vec<u64>)> = merged.series.into_iter().collect();
     series.sort_by_cached_key(|(name, counts)| (Reverse(counts.iter().sum::<u64>()), name.clone()));
@@ -1168,14 +1184,16 @@ pub fn facets(
     let parsed = LogQuery::parse(store.schema(), query)?;
     let schema = store.schema();
     let partitions = store.partitions(range);
-    let collector = FacetCollector {
-        range,
-        match_all: parsed.match_all,
-    };
     let mut merged = FacetFruit::default();
     for part in &partitions {
-        let q = parsed.for_partition(schema, part.key, range);
-        merged.absorb(part.searcher().search(&*q, &collector)?);
+        let searcher = part.searcher();
+        let (q, _) = parsed.for_partition(schema, part, &searcher, range)?;
+        let collector = FacetCollector {
+            range,
+            match_all: parsed.match_all,
+            partition: part,
+        };
+        merged.absorb(searcher.search(&*q, &collector)?);
     }
     let fields = FACET_FIELDS
         .iter()
@@ -1195,10 +1213,11 @@ pub fn facets(
     })
 }
 
-#[derive(Debug, Clone, Copy)]
-struct FacetCollector {
+struct FacetCollector<'a> {
     range: TimeRange,
     match_all: bool,
+    /// Where the segments' cached `ts` columns are.
+    partition: &'a LogPartition,
 }
 
 #[derive(Default)]
@@ -1221,6 +1240,8 @@ impl FacetFruit {
 struct FacetSegment {
     range: TimeRange,
     ts: Arc<dyn ColumnValues<i64>>,
+    /// Some documents of the segment may lie outside the range.
+    check_ts: bool,
     /// Per facet field: its column, its ordinals, and the count per ordinal (plus one slot for
     /// documents without a value).
     columns: Vec<(KeywordColumn, Vec<u64>)>,
@@ -1238,13 +1259,17 @@ impl FacetSegment {
         read_ts: impl Fn(&dyn ColumnValues<i64>, &mut [i64]),
         read_ords: impl Fn(&dyn ColumnValues<u64>, &mut [u64]),
     ) {
-        self.ts_buf.resize(n, 0);
         self.ord_buf.resize(n, 0);
-        read_ts(&*self.ts, &mut self.ts_buf);
-        let range = self.range;
         self.keep.clear();
-        self.keep
-            .extend(self.ts_buf.iter().map(|t| range.contains(*t)));
+        if self.check_ts {
+            self.ts_buf.resize(n, 0);
+            read_ts(&*self.ts, &mut self.ts_buf);
+            let range = self.range;
+            self.keep
+                .extend(self.ts_buf.iter().map(|t| range.contains(*t)));
+        } else {
+            self.keep.resize(n, true);
+        }
         self.total += self.keep.iter().filter(|k| **k).count() as u64;
         for ((_, ords), counts) in &mut self.columns {
             read_ords(&**ords, &mut self.ord_buf);
@@ -1258,7 +1283,7 @@ impl FacetSegment {
     }
 }
 
-impl Collector for FacetCollector {
+impl Collector for FacetCollector<'_> {
     type Fruit = FacetFruit;
     type Child = FacetSegment;
 
@@ -1277,9 +1302,11 @@ impl Collector for FacetCollector {
             let counts = vec![0; col.num_terms() + 1];
             columns.push(((col, ords), counts));
         }
+        let ts = self.partition.columns(reader)?.ts.clone();
         Ok(FacetSegment {
             range: self.range,
-            ts: ff.column_first_or_default::<i64>("ts")?,
+            check_ts: !segment_inside(&*ts, self.range),
+            ts,
             columns,
             total: 0,
             ts_buf: Vec::new(),
@@ -1310,7 +1337,7 @@ impl Collector for FacetCollector {
             return Ok(FacetFruit::default());
         }
         if self.match_all && reader.alive_bitset().is_none() {
-            let ts = reader.fast_fields().column_first_or_default::<i64>("ts")?;
+            let ts = self.partition.columns(reader)?.ts.clone();
             if segment_inside(&*ts, self.range) {
                 return facet_terms(reader);
             }

@@ -32,8 +32,11 @@ const ROUND_INDEX_BYTES: usize = 20_000_000;
 /// What a tail client receives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TailEvent {
-    /// A matching line, in ingest order.
-    Line(Arc<LogRecord>),
+    /// A matching line, in ingest order, with its rendering (made once for every client).
+    Line {
+        record: Arc<LogRecord>,
+        rendered: Arc<str>,
+    },
     /// Lines were lost since the last event: `lines` matching lines did not fit this client's
     /// buffer; `batches` whole ingest batches went by unmatched because the tail fell behind.
     Dropped { lines: u64, batches: u64 },
@@ -63,7 +66,7 @@ impl Client {
                     self.dropped_batches = 0;
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    if matches!(event, TailEvent::Line(_)) {
+                    if matches!(event, TailEvent::Line { .. }) {
                         self.dropped_lines += 1;
                     }
                     return true;
@@ -73,7 +76,7 @@ impl Client {
         }
         match self.tx.try_send(event) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(TailEvent::Line(_))) => {
+            Err(mpsc::error::TrySendError::Full(TailEvent::Line { .. })) => {
                 self.dropped_lines += 1;
                 true
             }
@@ -91,12 +94,16 @@ pub struct TailStats {
     pub batches_missed: AtomicU64,
 }
 
+/// Renders a line for the wire (the web layer's JSON); called once per matched line.
+pub type RenderLine = dyn Fn(&LogRecord) -> String + Send + Sync;
+
 /// The registry of tail clients and the thread that feeds them.
 #[derive(Clone)]
 pub struct TailHub {
     clients: Arc<Mutex<Vec<Client>>>,
     schema: LogSchema,
     stats: Arc<TailStats>,
+    render: Arc<RenderLine>,
 }
 
 impl TailHub {
@@ -104,11 +111,13 @@ impl TailHub {
     pub fn start(
         events: broadcast::Receiver<Arc<Ingested>>,
         schema: LogSchema,
+        render: Arc<RenderLine>,
     ) -> std::io::Result<TailHub> {
         let hub = TailHub {
             clients: Arc::default(),
             schema,
             stats: Arc::default(),
+            render,
         };
         let worker = hub.clone();
         std::thread::Builder::new()
@@ -206,6 +215,10 @@ impl TailHub {
         }
         let index = writer.finalize()?;
         let searcher = index.reader()?.searcher();
+        // Each matched line is rendered once, however many clients get it.
+        let rendered: Vec<std::sync::OnceLock<Arc<str>>> = (0..lines.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         let mut clients = self.lock();
         clients.retain_mut(|client| {
             let docs = match searcher.search(client.query.query(), &DocSetCollector) {
@@ -225,7 +238,12 @@ impl TailHub {
                     continue;
                 }
                 let before = client.dropped_lines;
-                if !client.offer(TailEvent::Line(line.clone())) {
+                let text = rendered[id as usize].get_or_init(|| (self.render)(line).into());
+                let event = TailEvent::Line {
+                    record: line.clone(),
+                    rendered: text.clone(),
+                };
+                if !client.offer(event) {
                     return false;
                 }
                 if client.dropped_lines > before {
@@ -293,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn clients_get_their_matches_in_order_and_slow_ones_are_told_they_dropped() {
         let (tx, rx) = broadcast::channel(16);
-        let hub = TailHub::start(rx, LogSchema::new()).unwrap();
+        let hub = TailHub::start(rx, LogSchema::new(), Arc::new(|r| r.message.clone())).unwrap();
         let mut errors = hub.subscribe("level:error", 0).unwrap();
         let mut timeouts = hub.subscribe("timeout", 0).unwrap();
         // Subscribed after batch 1 was published: must not see its "upstream timeout".
@@ -314,7 +332,10 @@ mod tests {
         ))
         .unwrap();
         let got = |e: Option<TailEvent>| match e {
-            Some(TailEvent::Line(l)) => l.message.clone(),
+            Some(TailEvent::Line { record, rendered }) => {
+                assert_eq!(*rendered, *record.message);
+                record.message.clone()
+            }
             other => panic!("expected a line, got {other:?}"),
         };
         assert_eq!(got(errors.recv().await), "upstream timeout");

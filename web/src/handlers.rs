@@ -465,9 +465,7 @@ pub(crate) async fn tail(
     let lines = futures::stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
         let sse = match event {
-            TailEvent::Line(line) => Event::default()
-                .event("line")
-                .data(hit_json(&line).to_string()),
+            TailEvent::Line { rendered, .. } => Event::default().event("line").data(&*rendered),
             TailEvent::Dropped { lines, batches } => Event::default()
                 .event("dropped")
                 .data(json!({"lines": lines, "batches": batches}).to_string()),

@@ -49,6 +49,7 @@ impl AppState {
         let tail = TailHub::start(
             pipeline.subscribe(),
             pipeline.stores().logs.schema().clone(),
+            Arc::new(|r| handlers::hit_json(r).to_string()),
         )?;
         Ok(AppState {
             pipeline,

@@ -52,35 +52,44 @@ struct Client {
 }
 
 impl Client {
-    /// Sends `event` unless the buffer is full; reports what was dropped before, first.
-    /// Returns false once the client has gone away.
-    fn offer(&mut self, event: TailEvent) -> bool {
-        if self.dropped_lines + self.dropped_batches > 0 {
-            let dropped = TailEvent::Dropped {
-                lines: self.dropped_lines,
-                batches: self.dropped_batches,
-            };
-            match self.tx.try_send(dropped) {
-                Ok(()) => {
-                    self.dropped_lines = 0;
-                    self.dropped_batches = 0;
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    if matches!(event, TailEvent::Line { .. }) {
-                        self.dropped_lines += 1;
-                    }
-                    return true;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+    /// Tells the client what it lost, if anything. False once the client has gone away;
+    /// `Ok(false)` when its buffer is still full.
+    fn report_drops(&mut self) -> Result<bool, ()> {
+        if self.dropped_lines + self.dropped_batches == 0 {
+            return Ok(true);
+        }
+        let dropped = TailEvent::Dropped {
+            lines: self.dropped_lines,
+            batches: self.dropped_batches,
+        };
+        match self.tx.try_send(dropped) {
+            Ok(()) => {
+                self.dropped_lines = 0;
+                self.dropped_batches = 0;
+                Ok(true)
             }
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        }
+    }
+
+    /// Sends a line unless the buffer is full (then counts it as dropped); reports earlier drops
+    /// first. Returns false once the client has gone away.
+    fn offer(&mut self, event: TailEvent) -> bool {
+        match self.report_drops() {
+            Err(()) => return false,
+            Ok(false) => {
+                self.dropped_lines += 1;
+                return true;
+            }
+            Ok(true) => {}
         }
         match self.tx.try_send(event) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(TailEvent::Line { .. })) => {
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped_lines += 1;
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
@@ -253,30 +262,9 @@ impl TailHub {
                 }
             }
             // Tell a client about lost batches even when nothing matched this round.
-            if client.dropped_batches > 0 && !client.offer_pending_drop() {
-                return false;
-            }
-            true
+            client.report_drops().is_ok()
         });
         Ok(())
-    }
-}
-
-impl Client {
-    fn offer_pending_drop(&mut self) -> bool {
-        let dropped = TailEvent::Dropped {
-            lines: self.dropped_lines,
-            batches: self.dropped_batches,
-        };
-        match self.tx.try_send(dropped) {
-            Ok(()) => {
-                self.dropped_lines = 0;
-                self.dropped_batches = 0;
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
     }
 }
 

@@ -879,7 +879,8 @@ const NICE_INTERVALS_MS: &[i64] = &[
 /// The smallest round width that cuts `range` into at most about 60 buckets.
 pub fn auto_interval_ms(range: TimeRange) -> i64 {
     let span = range.end_ms().saturating_sub(range.start_ms()).max(1);
-    let wanted = (span as u64).div_ceil(60) as i64;
+    // Floor: the default range ends a millisecond after now, which must not double the width.
+    let wanted = (span / 60).max(1);
     NICE_INTERVALS_MS
         .iter()
         .copied()
@@ -1462,6 +1463,8 @@ mod tests {
     fn automatic_intervals_are_round() {
         let range = |span| TimeRange::new(0, span).unwrap();
         assert_eq!(auto_interval_ms(range(3_600_000)), 60_000);
+        // The default "last hour" ends a millisecond after now.
+        assert_eq!(auto_interval_ms(range(3_600_001)), 60_000);
         assert_eq!(auto_interval_ms(range(15 * 60_000)), 15_000);
         assert_eq!(auto_interval_ms(range(86_400_000)), 1_800_000);
         assert_eq!(auto_interval_ms(range(1)), 1);

@@ -592,14 +592,10 @@ fn collect_top(
     }
     let mut segments = Vec::new();
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
-        if reader.num_docs() == 0 {
+        if !segment_overlaps(partition, reader, p.range)? {
             continue;
         }
         let columns = partition.columns(reader)?;
-        if columns.ts.max_value() < p.range.start_ms() || columns.ts.min_value() >= p.range.end_ms()
-        {
-            continue;
-        }
         let a = sort_key(columns.ts.min_value(), 0, p.order);
         let z = sort_key(columns.ts.max_value(), u64::MAX, p.order);
         segments.push(Segment {
@@ -724,12 +720,16 @@ fn collect_top(
     Ok(total)
 }
 
-/// Whether a segment can hold records of `range`, from its `ts` column's min and max.
-fn segment_overlaps(reader: &SegmentReader, range: TimeRange) -> tantivy::Result<bool> {
+/// Whether a segment can hold records of `range`, from its cached `ts` column's min and max.
+fn segment_overlaps(
+    part: &LogPartition,
+    reader: &SegmentReader,
+    range: TimeRange,
+) -> tantivy::Result<bool> {
     if reader.num_docs() == 0 {
         return Ok(false);
     }
-    let ts = reader.fast_fields().column_first_or_default::<i64>("ts")?;
+    let ts = &part.columns(reader)?.ts;
     Ok(ts.max_value() >= range.start_ms() && ts.min_value() < range.end_ms())
 }
 
@@ -913,7 +913,7 @@ pub fn histogram(store: &LogStore, req: &HistogramRequest) -> Result<Histogram, 
             "an interval of {interval_ms} ms makes {buckets} buckets over this range; the maximum is {MAX_BUCKETS}"
         )));
     }
-    let collector = HistogramCollector {
+    let params = HistogramParams {
         range: req.range,
         start_ms,
         interval_ms,
@@ -923,10 +923,14 @@ pub fn histogram(store: &LogStore, req: &HistogramRequest) -> Result<Histogram, 
     };
     let schema = store.schema();
     let partitions = store.partitions(req.range);
-    let mut merged = HistogramFruit::new(collector.buckets);
+    let mut merged = HistogramFruit::new(params.buckets);
     for part in &partitions {
         let searcher = part.searcher();
         let (q, _) = query.for_partition(schema, part, &searcher, req.range)?;
+        let collector = HistogramCollector {
+            params,
+            partition: part,
+        };
         merged.absorb(searcher.search(&*q, &collector)?);
     }
     let mut series: Vec<(String, Vec<u64>)> = merged.series.into_iter().collect();
@@ -942,8 +946,14 @@ pub fn histogram(store: &LogStore, req: &HistogramRequest) -> Result<Histogram, 
     })
 }
 
+struct HistogramCollector<'a> {
+    params: HistogramParams,
+    /// Where the segments' cached `ts` columns are.
+    partition: &'a LogPartition,
+}
+
 #[derive(Debug, Clone, Copy)]
-struct HistogramCollector {
+struct HistogramParams {
     range: TimeRange,
     start_ms: i64,
     interval_ms: i64,
@@ -982,7 +992,7 @@ impl HistogramFruit {
 }
 
 struct HistogramSegment {
-    params: HistogramCollector,
+    params: HistogramParams,
     ts: Arc<dyn ColumnValues<i64>>,
     /// The split field's column, its ordinals, and per ordinal (plus one slot for documents
     /// without a value) the counts.
@@ -995,7 +1005,7 @@ struct HistogramSegment {
 impl HistogramSegment {
     /// Counts a block of documents given their `ts` (and split ordinals).
     fn add(&mut self, ts: &[i64], ords: &[u64]) {
-        let HistogramCollector {
+        let HistogramParams {
             range,
             start_ms,
             interval_ms,
@@ -1054,7 +1064,7 @@ impl HistogramSegment {
     }
 }
 
-impl Collector for HistogramCollector {
+impl Collector for HistogramCollector<'_> {
     type Fruit = HistogramFruit;
     type Child = HistogramSegment;
 
@@ -1064,7 +1074,7 @@ impl Collector for HistogramCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<HistogramSegment> {
         let ff = reader.fast_fields();
-        let split = match self.split {
+        let split = match self.params.split {
             Some(by) => ff.str(by.field())?.map(|col| {
                 let ords = col.ords().clone().first_or_default_col(u64::MAX);
                 let slots = vec![Vec::new(); col.num_terms() + 1];
@@ -1073,10 +1083,10 @@ impl Collector for HistogramCollector {
             None => None,
         };
         Ok(HistogramSegment {
-            params: *self,
-            ts: ff.column_first_or_default::<i64>("ts")?,
+            params: self.params,
+            ts: self.partition.columns(reader)?.ts.clone(),
             split,
-            counts: vec![0; self.buckets],
+            counts: vec![0; self.params.buckets],
             ts_buf: Vec::new(),
             ord_buf: Vec::new(),
         })
@@ -1087,7 +1097,7 @@ impl Collector for HistogramCollector {
     }
 
     fn merge_fruits(&self, fruits: Vec<HistogramFruit>) -> tantivy::Result<HistogramFruit> {
-        let mut merged = HistogramFruit::new(self.buckets);
+        let mut merged = HistogramFruit::new(self.params.buckets);
         for f in fruits {
             merged.absorb(f);
         }
@@ -1100,11 +1110,11 @@ impl Collector for HistogramCollector {
         segment_ord: u32,
         reader: &SegmentReader,
     ) -> tantivy::Result<HistogramFruit> {
-        if !segment_overlaps(reader, self.range)? {
-            return Ok(HistogramFruit::new(self.buckets));
+        if !segment_overlaps(self.partition, reader, self.params.range)? {
+            return Ok(HistogramFruit::new(self.params.buckets));
         }
         let mut child = self.for_segment(segment_ord, reader)?;
-        if self.match_all && reader.alive_bitset().is_none() {
+        if self.params.match_all && reader.alive_bitset().is_none() {
             child.add_all(reader.max_doc());
         } else {
             collect_alive(&mut child, weight, reader)?;
@@ -1334,7 +1344,7 @@ impl Collector for FacetCollector<'_> {
         segment_ord: u32,
         reader: &SegmentReader,
     ) -> tantivy::Result<FacetFruit> {
-        if !segment_overlaps(reader, self.range)? {
+        if !segment_overlaps(self.partition, reader, self.range)? {
             return Ok(FacetFruit::default());
         }
         if self.match_all && reader.alive_bitset().is_none() {

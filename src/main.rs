@@ -26,6 +26,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Search the logs of a running server; --follow streams new matches.
     Search(cli::search::SearchArgs),
+    /// Run SQL on a running server and print the answer as a table, CSV or JSON.
+    Sql(cli::sql::SqlArgs),
     /// Act as a fleet of Lambda functions posting Telemetry API batches (or write them to a file).
     Simulate(cli::simulate::SimulateArgs),
     /// Benchmarks against a running server.
@@ -49,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Search(args) => cli::search::run(args).await,
+            Command::Sql(args) => cli::sql::run(args).await,
             Command::Simulate(args) => cli::simulate::run(args).await,
             Command::Bench(cmd) => cli::bench::run(cmd).await,
         }

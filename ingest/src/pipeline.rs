@@ -3,13 +3,14 @@
 //! ```text
 //! handler ──Append──▶ WAL thread ──Durable (LSN order)──▶ applier thread ──Frozen──▶ flusher thread
 //!   ▲  (group commit: one fsync per group)    │ tantivy add / Arrow append      │ Parquet + CHECKPOINT
-//!   └────────────── ack (after apply) ◀───────┘ commit + reload every tick       │
+//!   └────────────── ack (after apply) ◀───────┘ commit + reload every tick       │ compaction
 //!                                              └─▶ subscribers (broadcast, in LSN order)
 //! ```
 //!
 //! A request is acknowledged after its WAL frame is fsynced and its events are applied to the
-//! in-memory side of both stores, so it is in SQL at once and in search after the next commit
-//! tick. The WAL is truncated through the lowest LSN both stores hold durably.
+//! in-memory side of every store (the log index, the invocations and metrics tables), so it is
+//! in SQL at once and in search after the next commit tick. The WAL is truncated through the
+//! lowest LSN all stores hold durably.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use fnlens_model::Batch;
+use fnlens_model::{Batch, invocations_to_record_batch, metrics_to_record_batch};
+use fnlens_store::table::{Frozen, OBSOLETE_GRACE};
 use fnlens_store::wal::{self, Append, Durable, WalConfig, WalTruncator};
 use fnlens_store::{
-    DataDir, InvocationStore, LogStore, LogStoreConfig, Lsn, StoreError, StoreStats,
+    DataDir, LogStore, LogStoreConfig, Lsn, StoreError, StoreStats, TableSpec, TableStore,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -33,7 +35,7 @@ pub struct PipelineConfig {
     pub data_dir: PathBuf,
     /// How often the log index commits and readers reload: the bound on ack-to-searchable.
     pub commit_interval: Duration,
-    /// The invocation buffer goes to Parquet at least this often...
+    /// The table buffers go to Parquet at least this often...
     pub flush_interval: Duration,
     /// ...or once it holds this many rows.
     pub flush_rows: usize,
@@ -84,8 +86,59 @@ pub struct Ingested {
 #[derive(Clone)]
 pub struct Stores {
     pub logs: Arc<LogStore>,
-    pub invocations: Arc<InvocationStore>,
+    pub invocations: Arc<TableStore>,
+    pub metrics: Arc<TableStore>,
     pub stats: Arc<StoreStats>,
+}
+
+impl Stores {
+    /// The Parquet-backed tables.
+    pub fn tables(&self) -> [&Arc<TableStore>; 2] {
+        [&self.invocations, &self.metrics]
+    }
+}
+
+/// Appends the rows of `batch` to the tables.
+fn append_rows(tables: &Tables, lsn: Lsn, batch: &Batch, replay: bool) -> Result<(), StoreError> {
+    if !batch.invocations.is_empty() {
+        let rows = invocations_to_record_batch(&batch.invocations)?;
+        tables.invocations.append(lsn, rows, replay)?;
+    }
+    if !batch.metrics.is_empty() {
+        let rows = metrics_to_record_batch(&batch.metrics)?;
+        tables.metrics.append(lsn, rows, replay)?;
+    }
+    Ok(())
+}
+
+/// The Parquet-backed tables, as the applier and flusher hold them.
+#[derive(Clone)]
+struct Tables {
+    invocations: Arc<TableStore>,
+    metrics: Arc<TableStore>,
+}
+
+impl Tables {
+    fn all(&self) -> [&Arc<TableStore>; 2] {
+        [&self.invocations, &self.metrics]
+    }
+
+    /// The LSN through which every table holds its rows durably, given that `applied` is the
+    /// last record applied.
+    fn durable_through(&self, applied: Lsn) -> Lsn {
+        self.all()
+            .iter()
+            .map(|t| {
+                if t.has_unflushed() {
+                    t.checkpoint()
+                } else {
+                    // With nothing buffered, every row applied so far is in Parquet.
+                    applied
+                }
+            })
+            .min()
+            .unwrap_or(applied)
+    }
 }
 
 struct Pending {
@@ -127,10 +180,18 @@ impl Pipeline {
             },
             store_stats.clone(),
         )?);
-        let invocations = Arc::new(InvocationStore::open(
-            data_dir.invocations_dir(),
-            store_stats.clone(),
-        )?);
+        let tables = Tables {
+            invocations: Arc::new(TableStore::open(
+                TableSpec::invocations(),
+                data_dir.invocations_dir(),
+                store_stats.clone(),
+            )?),
+            metrics: Arc::new(TableStore::open(
+                TableSpec::metrics(),
+                data_dir.metrics_dir(),
+                store_stats.clone(),
+            )?),
+        };
 
         // Replay what the stores do not hold durably yet.
         let started = Instant::now();
@@ -144,7 +205,7 @@ impl Pipeline {
                 Ok(batch) => {
                     let r = logs
                         .add(rec.lsn, &batch.logs, true)
-                        .and_then(|_| invocations.append(rec.lsn, &batch.invocations, true));
+                        .and_then(|_| append_rows(&tables, rec.lsn, &batch, true));
                     if let Err(e) = r {
                         replay_error = Some(e);
                     }
@@ -158,13 +219,18 @@ impl Pipeline {
         if let Some(e) = replay_error {
             return Err(e);
         }
-        let last = wal_last
-            .max(logs.max_committed_lsn())
-            .max(invocations.checkpoint());
+        let last = tables
+            .all()
+            .iter()
+            .fold(wal_last.max(logs.max_committed_lsn()), |m, t| {
+                m.max(t.checkpoint())
+            });
         if replayed > 0 {
             logs.commit(last)?;
-            if let Some(frozen) = invocations.freeze() {
-                invocations.write_frozen(&frozen)?;
+            for table in tables.all() {
+                if let Some(frozen) = table.freeze() {
+                    table.write_frozen(&frozen)?;
+                }
             }
             tracing::info!(
                 records = replayed,
@@ -194,15 +260,15 @@ impl Pipeline {
         let published = Arc::new(AtomicU64::new(last));
         let (flush_tx, flush_rx) = std::sync::mpsc::channel();
         let flusher = {
-            let invocations = invocations.clone();
+            let tables = tables.clone();
             std::thread::Builder::new()
                 .name("fnlens-flush".into())
-                .spawn(move || flusher_loop(invocations, flush_rx))?
+                .spawn(move || flusher_loop(tables, flush_rx))?
         };
         let applier = Applier {
             config: config.clone(),
             logs: logs.clone(),
-            invocations: invocations.clone(),
+            tables: tables.clone(),
             truncator,
             events: events.clone(),
             published: published.clone(),
@@ -221,7 +287,8 @@ impl Pipeline {
             append_tx: Mutex::new(Some(append_tx)),
             stores: Stores {
                 logs,
-                invocations,
+                invocations: tables.invocations,
+                metrics: tables.metrics,
                 stats: store_stats,
             },
             stats,
@@ -299,12 +366,12 @@ impl Drop for Pipeline {
 struct Applier {
     config: PipelineConfig,
     logs: Arc<LogStore>,
-    invocations: Arc<InvocationStore>,
+    tables: Tables,
     truncator: WalTruncator,
     events: broadcast::Sender<Arc<Ingested>>,
     published: Arc<AtomicU64>,
     stats: Arc<IngestStats>,
-    flush_tx: std::sync::mpsc::Sender<Arc<fnlens_store::invocations::Frozen>>,
+    flush_tx: std::sync::mpsc::Sender<(Arc<TableStore>, Arc<Frozen>)>,
     /// When retention last ran.
     last_retention: Option<Instant>,
     /// Every record at or below this LSN has been applied.
@@ -342,7 +409,7 @@ impl Applier {
         // Shutdown: the WAL thread is gone and every append has been answered.
         let Applier {
             logs,
-            invocations,
+            tables,
             truncator,
             flush_tx,
             applied,
@@ -355,17 +422,15 @@ impl Applier {
                 tracing::error!(error = %e, "final log commit failed; the wal will replay it")
             }
         }
-        if let Some(frozen) = invocations.freeze() {
-            let _ = flush_tx.send(frozen);
+        for table in tables.all() {
+            if let Some(frozen) = table.freeze() {
+                let _ = flush_tx.send((table.clone(), frozen));
+            }
         }
         drop(flush_tx);
         let _ = flusher.join();
-        let inv_durable = if invocations.has_unflushed() {
-            invocations.checkpoint()
-        } else {
-            applied
-        };
-        if let Err(e) = truncator.truncate_through(logs_durable.min(inv_durable)) {
+        let tables_durable = tables.durable_through(applied);
+        if let Err(e) = truncator.truncate_through(logs_durable.min(tables_durable)) {
             tracing::warn!(error = %e, "could not truncate the wal at shutdown");
         }
         tracing::info!(through = applied, "ingest pipeline stopped");
@@ -375,7 +440,7 @@ impl Applier {
         let result = self
             .logs
             .add(lsn, &batch.logs, false)
-            .and_then(|_| self.invocations.append(lsn, &batch.invocations, false));
+            .and_then(|_| append_rows(&self.tables, lsn, batch, false));
         self.applied = lsn;
         match result {
             Ok(()) => {
@@ -395,33 +460,34 @@ impl Applier {
         }
     }
 
-    /// Commit the log index, hand the invocation buffer to the flusher when due, and truncate the
-    /// WAL through what both stores hold durably.
+    /// Commit the log index, hand the table buffers to the flusher when due, and truncate the
+    /// WAL through what all stores hold durably.
     fn tick(&mut self) {
         match self.logs.commit(self.applied) {
             Ok(_) => self.logs_durable = self.applied,
             Err(e) => tracing::error!(error = %e, "log index commit failed"),
         }
-        if let Err(e) = self.invocations.coalesce() {
-            tracing::warn!(error = %e, "could not coalesce the invocation buffer");
-        }
-        let rows = self.invocations.active_rows();
         let due = self.last_flush.elapsed() >= self.config.flush_interval;
-        if rows > 0 && (due || rows >= self.config.flush_rows) {
-            if let Some(frozen) = self.invocations.freeze() {
-                let _ = self.flush_tx.send(frozen);
+        let mut flushed = false;
+        for table in self.tables.all() {
+            if let Err(e) = table.coalesce() {
+                tracing::warn!(error = %e, table = table.spec().name, "could not coalesce a buffer");
             }
+            let rows = table.active_rows();
+            if rows > 0 && (due || rows >= self.config.flush_rows) {
+                if let Some(frozen) = table.freeze() {
+                    let _ = self.flush_tx.send((table.clone(), frozen));
+                }
+                flushed = true;
+            }
+        }
+        if flushed || due {
             self.last_flush = Instant::now();
         }
-        // With nothing buffered, every invocation applied so far is already in Parquet.
-        let inv_durable = if self.invocations.has_unflushed() {
-            self.invocations.checkpoint()
-        } else {
-            self.applied
-        };
+        let tables_durable = self.tables.durable_through(self.applied);
         if let Err(e) = self
             .truncator
-            .truncate_through(self.logs_durable.min(inv_durable))
+            .truncate_through(self.logs_durable.min(tables_durable))
         {
             tracing::warn!(error = %e, "wal truncation failed");
         }
@@ -445,7 +511,11 @@ impl Applier {
             ("logs", self.logs.drop_partitions_before(cutoff)),
             (
                 "invocations",
-                self.invocations.drop_partitions_before(cutoff),
+                self.tables.invocations.drop_partitions_before(cutoff),
+            ),
+            (
+                "metrics",
+                self.tables.metrics.drop_partitions_before(cutoff),
             ),
         ];
         for (store, result) in results {
@@ -464,20 +534,36 @@ impl Applier {
     }
 }
 
-fn flusher_loop(
-    invocations: Arc<InvocationStore>,
-    rx: std::sync::mpsc::Receiver<Arc<fnlens_store::invocations::Frozen>>,
-) {
-    for frozen in rx {
-        let mut attempt = 0u32;
-        while let Err(e) = invocations.write_frozen(&frozen) {
-            attempt += 1;
-            tracing::error!(error = %e, attempt, "parquet flush failed; retrying");
-            if attempt >= 10 {
-                tracing::error!("giving up on this flush; the wal keeps its rows until restart");
-                break;
+/// How often the flusher looks for compaction work when no flush arrives.
+const COMPACTION_CHECK: Duration = Duration::from_secs(10);
+
+fn flusher_loop(tables: Tables, rx: std::sync::mpsc::Receiver<(Arc<TableStore>, Arc<Frozen>)>) {
+    loop {
+        match rx.recv_timeout(COMPACTION_CHECK) {
+            Ok((table, frozen)) => {
+                let mut attempt = 0u32;
+                while let Err(e) = table.write_frozen(&frozen) {
+                    attempt += 1;
+                    tracing::error!(error = %e, attempt, table = table.spec().name, "parquet flush failed; retrying");
+                    if attempt >= 10 {
+                        tracing::error!(
+                            "giving up on this flush; the wal keeps its rows until restart"
+                        );
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                }
             }
-            std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // One compaction per table per round keeps flushes from waiting long behind it.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for table in tables.all() {
+            if let Err(e) = table.compact_once(now_ms) {
+                tracing::warn!(error = %e, table = table.spec().name, "compaction failed");
+            }
+            table.purge_obsolete(OBSOLETE_GRACE);
         }
     }
 }

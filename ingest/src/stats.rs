@@ -16,6 +16,7 @@ pub struct IngestStats {
     pub bytes: AtomicU64,
     pub invocations: AtomicU64,
     pub logs: AtomicU64,
+    pub metric_points: AtomicU64,
     pub logs_dropped_records: AtomicU64,
     pub apply_errors: AtomicU64,
     /// Rejected events by reason.
@@ -29,6 +30,8 @@ impl IngestStats {
             .fetch_add(batch.invocations.len() as u64, Ordering::Relaxed);
         self.logs
             .fetch_add(batch.logs.len() as u64, Ordering::Relaxed);
+        self.metric_points
+            .fetch_add(batch.metrics.len() as u64, Ordering::Relaxed);
         self.logs_dropped_records
             .fetch_add(batch.logs_dropped_records, Ordering::Relaxed);
     }
@@ -84,6 +87,11 @@ impl IngestStats {
             out,
             "fnlens_ingest_events_accepted_total{{kind=\"log\"}} {}",
             c(&self.logs)
+        );
+        let _ = writeln!(
+            out,
+            "fnlens_ingest_events_accepted_total{{kind=\"metric_point\"}} {}",
+            c(&self.metric_points)
         );
         let _ = writeln!(
             out,

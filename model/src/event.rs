@@ -135,6 +135,89 @@ pub struct LogRecord {
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
+/// What kind of data point a [`MetricPoint`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// One observed value (an EMF value, an OTLP gauge).
+    Gauge,
+    /// A sum over an interval or since a start (an OTLP sum, a counter).
+    Sum,
+    /// A distribution: count, sum, min, max and bucket counts.
+    Histogram,
+}
+
+impl MetricKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Sum => "sum",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric data point, from EMF or OTLP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    pub ts_ms: i64,
+    pub namespace: String,
+    pub name: String,
+    /// The unit as the producer spelled it (`Milliseconds`, `ms`, `By`); `None` when absent.
+    pub unit: String,
+    pub kind: MetricKind,
+    /// The value of a gauge or sum; absent for histograms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Histogram fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Upper bounds of the buckets but the last (which is unbounded), as OTLP's explicitBounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket_bounds: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket_counts: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Dimension (EMF) or attribute (OTLP) names and values.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dimensions: std::collections::BTreeMap<String, String>,
+}
+
+impl MetricPoint {
+    /// A gauge point with no function, request or dimensions yet.
+    pub fn gauge(ts_ms: i64, namespace: &str, name: &str, unit: &str, value: f64) -> MetricPoint {
+        MetricPoint {
+            ts_ms,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            unit: unit.to_owned(),
+            kind: MetricKind::Gauge,
+            value: Some(value),
+            count: None,
+            sum: None,
+            min: None,
+            max: None,
+            bucket_bounds: Vec::new(),
+            bucket_counts: Vec::new(),
+            function: None,
+            version: None,
+            request_id: None,
+            dimensions: Default::default(),
+        }
+    }
+}
+
 /// What one accepted request adds to the stores: the unit of the WAL and of the subscription
 /// point. Only events that passed validation are in it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -143,6 +226,8 @@ pub struct Batch {
     pub invocations: Vec<Invocation>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricPoint>,
     /// Records the platform reported as dropped before they reached us (`platform.logsDropped`).
     #[serde(default)]
     pub logs_dropped_records: u64,
@@ -150,12 +235,15 @@ pub struct Batch {
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.invocations.is_empty() && self.logs.is_empty() && self.logs_dropped_records == 0
+        self.invocations.is_empty()
+            && self.logs.is_empty()
+            && self.metrics.is_empty()
+            && self.logs_dropped_records == 0
     }
 
-    /// Number of events (invocations plus log lines).
+    /// Number of events (invocations, log lines and metric points).
     pub fn len(&self) -> usize {
-        self.invocations.len() + self.logs.len()
+        self.invocations.len() + self.logs.len() + self.metrics.len()
     }
 }
 

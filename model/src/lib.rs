@@ -7,8 +7,11 @@ mod event;
 mod schema;
 mod time;
 
-pub use event::{Batch, Invocation, Level, LogRecord, LogSource, Status};
-pub use schema::{invocations_schema, invocations_to_record_batch};
+pub use event::{Batch, Invocation, Level, LogRecord, LogSource, MetricKind, MetricPoint, Status};
+pub use schema::{
+    invocations_schema, invocations_to_record_batch, logs_schema, metrics_schema,
+    metrics_to_record_batch,
+};
 pub use time::{
     PartitionKey, TimeRange, TimeRangeError, format_ts_ms, parse_duration_ms, parse_rfc3339_ms,
     parse_time_param,

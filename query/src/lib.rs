@@ -10,11 +10,11 @@ pub use search::{
     Cursor, Facets, Histogram, HistogramRequest, Hit, LogQuery, MAX_LIMIT, SearchRequest,
     SearchResult, SortOrder, SplitBy, facets, histogram, request_logs, search,
 };
-pub use sql::{InvocationsTable, SqlEngine, SqlResult};
+pub use sql::{SqlEngine, SqlLimits, SqlResult};
 pub use tail::{TailEvent, TailHub};
 
 /// Errors of a read, classified by whose fault they are.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
     /// The search query does not parse or asks for something impossible.
     #[error("invalid query: {0}")]
@@ -25,9 +25,15 @@ pub enum QueryError {
     /// The SQL is malformed, refers to unknown things, or is not allowed.
     #[error("{0}")]
     InvalidSql(String),
-    /// A limit (memory, time) ended the query.
+    /// The statement is valid SQL but not allowed (it writes or changes settings).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The memory or row limit ended the query.
     #[error("{0}")]
     ResourcesExhausted(String),
+    /// The query ran past its time limit.
+    #[error("{0}")]
+    Timeout(String),
     /// The server failed.
     #[error("internal error: {0}")]
     Internal(String),

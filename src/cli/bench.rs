@@ -17,6 +17,8 @@ pub(crate) enum BenchCommand {
     /// Decode a `simulate --out` corpus into one JSON log line per row, exactly the records
     /// fnlens indexes, for the peers of the search benchmark (ripgrep, SQLite FTS5).
     Flatten(FlattenArgs),
+    /// Write the SQL benchmark's dataset (10M invocations by default) into a new data directory.
+    SqlData(super::bench_sql::SqlDataArgs),
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +107,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Latency(args) => latency(args).await,
         BenchCommand::Flatten(args) => flatten(args),
+        BenchCommand::SqlData(args) => super::bench_sql::run(args),
     }
 }
 

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod bench_sql;
 pub(crate) mod search;
 pub(crate) mod serve;
 pub(crate) mod simulate;
+pub(crate) mod sql;

@@ -20,7 +20,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FNLENS_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// A TOML file with any of: listen, data_dir, max_body_bytes, commit_interval_ms,
-    /// flush_interval_secs, retention. Flags and env vars take precedence.
+    /// flush_interval_secs, retention, sql_memory_limit, sql_timeout. Flags and env vars take
+    /// precedence.
     #[arg(long, env = "FNLENS_CONFIG")]
     config: Option<PathBuf>,
     /// Largest request body, in bytes [default: 16 MiB].
@@ -35,6 +36,12 @@ pub(crate) struct ServeArgs {
     /// Drop time partitions older than this (e.g. 7d, 36h); `off` keeps everything [default: 7d].
     #[arg(long, env = "FNLENS_RETENTION")]
     retention: Option<String>,
+    /// Memory one SQL query may use (e.g. 512MiB, 2GiB); past it the query fails [default: 1GiB].
+    #[arg(long, env = "FNLENS_SQL_MEMORY_LIMIT")]
+    sql_memory_limit: Option<String>,
+    /// Time one SQL query may run (e.g. 30s, 2m) before it is cancelled [default: 30s].
+    #[arg(long, env = "FNLENS_SQL_TIMEOUT")]
+    sql_timeout: Option<String>,
     /// Also run a small simulated fleet posting to this server, so there is data to look at.
     #[arg(long)]
     demo: bool,
@@ -50,6 +57,8 @@ struct FileConfig {
     commit_interval_ms: Option<u64>,
     flush_interval_secs: Option<u64>,
     retention: Option<String>,
+    sql_memory_limit: Option<String>,
+    sql_timeout: Option<String>,
 }
 
 /// The settings the server runs with, after merging.
@@ -105,11 +114,39 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         anyhow::ensure!(b > 0, "max_body_bytes must be positive");
         web.max_body_bytes = b;
     }
+    if let Some(m) = args.sql_memory_limit.clone().or(file.sql_memory_limit) {
+        web.sql.memory_bytes = parse_bytes(&m).filter(|b| *b > 0).with_context(|| {
+            format!("sql_memory_limit {m:?}: expected a size like 512MiB or 1GiB")
+        })?;
+    }
+    if let Some(t) = args.sql_timeout.clone().or(file.sql_timeout) {
+        let ms = fnlens_model::parse_duration_ms(&t)
+            .filter(|ms| *ms > 0)
+            .with_context(|| format!("sql_timeout {t:?}: expected a duration like 30s or 2m"))?;
+        web.sql.timeout = Duration::from_millis(ms as u64);
+    }
     Ok(Settings {
         listen,
         pipeline,
         web,
     })
+}
+
+/// Parses a size: a number of bytes, or a number with KiB, MiB, GiB (or KB, MB, GB, as powers of
+/// 1024 too: memory sizes).
+fn parse_bytes(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 async fn shutdown_signal() {
@@ -194,7 +231,7 @@ mod tests {
         let file = dir.path().join("fnlens.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 1024\nretention = \"36h\"\n",
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 1024\nretention = \"36h\"\nsql_memory_limit = \"256MiB\"\nsql_timeout = \"5s\"\n",
         )
         .unwrap();
         let file = file.to_string_lossy().into_owned();
@@ -203,6 +240,10 @@ mod tests {
         assert_eq!(s.pipeline.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(s.web.max_body_bytes, 1024);
         assert_eq!(s.pipeline.retention, Some(Duration::from_secs(36 * 3600)));
+        assert_eq!(s.web.sql.memory_bytes, 256 << 20);
+        assert_eq!(s.web.sql.timeout, Duration::from_secs(5));
+        let s = settings(&parse(&["--config", &file, "--sql-memory-limit", "2GiB"])).unwrap();
+        assert_eq!(s.web.sql.memory_bytes, 2 << 30);
 
         let s = settings(&parse(&[])).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:7070");
@@ -230,5 +271,10 @@ mod tests {
             settings(&parse(&["--retention", "soon"])).unwrap_err()
         );
         assert!(err.contains("retention"), "{err}");
+        let err = format!(
+            "{:#}",
+            settings(&parse(&["--sql-memory-limit", "lots"])).unwrap_err()
+        );
+        assert!(err.contains("sql_memory_limit"), "{err}");
     }
 }

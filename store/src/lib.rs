@@ -6,22 +6,24 @@
 //!   wal/<first-lsn>.wal           write-ahead log segments
 //!   logs/<YYYY-MM-DD>/            one tantivy index per UTC day
 //!   invocations/CHECKPOINT        LSN through which Parquet holds every invocation
-//!   invocations/<YYYY-MM-DD>/inv-<lsn>.parquet
+//!   invocations/<YYYY-MM-DD>/inv-<lsn>.parquet            a flush
+//!   invocations/<YYYY-MM-DD>/inv-<low>-<high>.parquet     a compaction of flushes
+//!   metrics/CHECKPOINT, metrics/<YYYY-MM-DD>/met-*.parquet the same for metric points
 //! ```
 //!
 //! This crate knows files, tantivy and Parquet; it does not know wire formats or HTTP.
 
-pub mod invocations;
 pub mod logs;
 pub mod metrics;
+pub mod table;
 pub mod wal;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-pub use invocations::{InvocationSnapshot, InvocationStore, ParquetFile};
 pub use logs::{LogPartition, LogSchema, LogStore, LogStoreConfig};
 pub use metrics::StoreStats;
+pub use table::{ParquetFile, TableSnapshot, TableSpec, TableStore};
 pub use wal::Lsn;
 
 /// Errors of the store layer. All of them are the server's problem, not the client's.
@@ -87,6 +89,10 @@ impl DataDir {
 
     pub fn invocations_dir(&self) -> PathBuf {
         self.root.join("invocations")
+    }
+
+    pub fn metrics_dir(&self) -> PathBuf {
+        self.root.join("metrics")
     }
 }
 

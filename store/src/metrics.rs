@@ -72,6 +72,7 @@ pub struct StoreStats {
     pub parquet_flushes: AtomicU64,
     pub parquet_rows: AtomicU64,
     pub parquet_bytes: AtomicU64,
+    pub parquet_compactions: AtomicU64,
 }
 
 impl Default for StoreStats {
@@ -86,6 +87,7 @@ impl Default for StoreStats {
             parquet_flushes: AtomicU64::new(0),
             parquet_rows: AtomicU64::new(0),
             parquet_bytes: AtomicU64::new(0),
+            parquet_compactions: AtomicU64::new(0),
         }
     }
 }
@@ -143,14 +145,14 @@ impl StoreStats {
             out,
             "fnlens_parquet_flushes_total",
             "counter",
-            "Flushes of the invocation buffer to Parquet",
+            "Flushes of the table buffers (invocations, metrics) to Parquet",
             c(&self.parquet_flushes),
         );
         render_metric(
             out,
             "fnlens_parquet_rows_total",
             "counter",
-            "Invocation rows written to Parquet",
+            "Rows flushed to Parquet",
             c(&self.parquet_rows),
         );
         render_metric(
@@ -159,6 +161,13 @@ impl StoreStats {
             "counter",
             "Bytes of Parquet written",
             c(&self.parquet_bytes),
+        );
+        render_metric(
+            out,
+            "fnlens_parquet_compactions_total",
+            "counter",
+            "Runs of small Parquet files merged into one",
+            c(&self.parquet_compactions),
         );
     }
 }

@@ -82,8 +82,12 @@ impl From<QueryError> for ApiError {
                 err
             }
             QueryError::InvalidSql(d) => ApiError::bad_request("invalid_sql", d),
+            QueryError::Forbidden(d) => ApiError::bad_request("read_only", d),
             QueryError::ResourcesExhausted(d) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "resources_exhausted", d)
+            }
+            QueryError::Timeout(d) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "query_timeout", d)
             }
             QueryError::Internal(d) => ApiError::internal(d),
         }

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use arrow::json::ArrayWriter;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -534,50 +533,127 @@ pub(crate) async fn invocation(
 
 /// Arrow rows as a JSON array of objects.
 fn record_batches_json(batches: &[arrow::array::RecordBatch]) -> Result<Value, ApiError> {
-    let mut writer = ArrayWriter::new(Vec::new());
+    serde_json::from_slice(&record_batches_json_text(batches)?).map_err(ApiError::internal)
+}
+
+/// Arrow rows as the text of a JSON array of objects, nulls included.
+fn record_batches_json_text(batches: &[arrow::array::RecordBatch]) -> Result<Vec<u8>, ApiError> {
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
     let refs: Vec<_> = batches.iter().collect();
     writer.write_batches(&refs).map_err(ApiError::internal)?;
     writer.finish().map_err(ApiError::internal)?;
     let buf = writer.into_inner();
     if buf.is_empty() {
-        return Ok(json!([]));
+        return Ok(b"[]".to_vec());
     }
-    serde_json::from_slice(&buf).map_err(ApiError::internal)
+    Ok(buf)
+}
+
+/// How `POST /api/v1/sql` answers.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SqlFormat {
+    /// Column names and types, and rows as objects.
+    #[default]
+    Json,
+    /// RFC 4180 with a header line.
+    Csv,
+    /// An Arrow IPC stream.
+    Arrow,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SqlBody {
     sql: String,
+    #[serde(default)]
+    format: SqlFormat,
 }
 
-/// `POST /api/v1/sql` with `{"sql": "..."}`.
-pub(crate) async fn sql(
-    State(state): State<AppState>,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
+/// `POST /api/v1/sql` with `{"sql": "...", "format": "json"|"csv"|"arrow"}`.
+pub(crate) async fn sql(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let req: SqlBody = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
-            format!("expected {{\"sql\": \"...\"}}: {e}"),
+            format!("expected {{\"sql\": \"...\", \"format\": \"json\"|\"csv\"|\"arrow\"}}: {e}"),
         )
     })?;
     let started = std::time::Instant::now();
     let result = state.sql.execute(&req.sql).await?;
-    let columns: Vec<Value> = result
-        .schema
-        .fields()
-        .iter()
-        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-        .collect();
-    let rows = record_batches_json(&result.batches)?;
-    let row_count = result.batches.iter().map(|b| b.num_rows()).sum::<usize>();
-    Ok(Json(json!({
-        "columns": columns,
-        "rows": rows,
-        "row_count": row_count,
-        "took_ms": started.elapsed().as_secs_f64() * 1000.0,
-    })))
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = [("x-fnlens-took-ms", format!("{took_ms:.3}"))];
+    match req.format {
+        SqlFormat::Json => {
+            let columns: Vec<Value> = result
+                .schema
+                .fields()
+                .iter()
+                .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+                .collect();
+            // The rows go out as the Arrow writer renders them, without a round trip through
+            // `serde_json::Value`.
+            let rows = record_batches_json_text(&result.batches)?;
+            let mut body = Vec::with_capacity(rows.len() + 512);
+            body.extend_from_slice(b"{\"columns\":");
+            serde_json::to_writer(&mut body, &columns).map_err(ApiError::internal)?;
+            body.extend_from_slice(b",\"rows\":");
+            body.extend_from_slice(&rows);
+            body.extend_from_slice(
+                format!(
+                    ",\"row_count\":{},\"took_ms\":{took_ms}}}",
+                    result.row_count()
+                )
+                .as_bytes(),
+            );
+            Ok((
+                [("content-type", "application/json".to_owned())],
+                took,
+                body,
+            )
+                .into_response())
+        }
+        SqlFormat::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(Vec::new());
+            if result.batches.is_empty() {
+                writer
+                    .write(&arrow::array::RecordBatch::new_empty(result.schema.clone()))
+                    .map_err(ApiError::internal)?;
+            }
+            for b in &result.batches {
+                writer.write(b).map_err(ApiError::internal)?;
+            }
+            let body = writer.into_inner();
+            Ok((
+                [("content-type", "text/csv; charset=utf-8".to_owned())],
+                took,
+                body,
+            )
+                .into_response())
+        }
+        SqlFormat::Arrow => {
+            let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &result.schema)
+                .map_err(ApiError::internal)?;
+            for b in &result.batches {
+                writer.write(b).map_err(ApiError::internal)?;
+            }
+            writer.finish().map_err(ApiError::internal)?;
+            let body = writer.into_inner().map_err(ApiError::internal)?;
+            Ok((
+                [(
+                    "content-type",
+                    "application/vnd.apache.arrow.stream".to_owned(),
+                )],
+                took,
+                body,
+            )
+                .into_response())
+        }
+    }
 }
 
 #[cfg(test)]

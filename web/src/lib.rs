@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use fnlens_ingest::Pipeline;
-use fnlens_query::{SqlEngine, TailHub};
+use fnlens_query::{SqlEngine, SqlLimits, TailHub};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -22,12 +22,15 @@ pub use error::ApiError;
 pub struct WebConfig {
     /// Largest request body accepted, in bytes (after decompression); larger ones get a 413.
     pub max_body_bytes: usize,
+    /// Memory, time and row limits of each SQL query.
+    pub sql: SqlLimits,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             max_body_bytes: 16 << 20,
+            sql: SqlLimits::default(),
         }
     }
 }
@@ -45,7 +48,13 @@ pub struct AppState {
 impl AppState {
     /// Starts the live-tail thread on the pipeline's subscription point.
     pub fn new(pipeline: Arc<Pipeline>, config: WebConfig) -> std::io::Result<AppState> {
-        let sql = SqlEngine::new(pipeline.stores().invocations.clone());
+        let stores = pipeline.stores();
+        let sql = SqlEngine::new(
+            stores.invocations.clone(),
+            stores.metrics.clone(),
+            stores.logs.clone(),
+            config.sql.clone(),
+        )?;
         let tail = TailHub::start(
             pipeline.subscribe(),
             pipeline.stores().logs.schema().clone(),

@@ -70,11 +70,26 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         "fnlens_partitions{{store=\"logs\"}} {}",
         stores.logs.partition_count()
     );
+    for table in stores.tables() {
+        let _ = writeln!(
+            out,
+            "fnlens_partitions{{store=\"{}\"}} {}",
+            table.spec().name,
+            table.partition_count()
+        );
+    }
     let _ = writeln!(
         out,
-        "fnlens_partitions{{store=\"invocations\"}} {}",
-        stores.invocations.partition_count()
+        "# HELP fnlens_parquet_files Parquet files, by table (compaction keeps this bounded)\n# TYPE fnlens_parquet_files gauge"
     );
+    for table in stores.tables() {
+        let _ = writeln!(
+            out,
+            "fnlens_parquet_files{{table=\"{}\"}} {}",
+            table.spec().name,
+            table.file_count()
+        );
+    }
     render_metric(
         &mut out,
         "fnlens_log_segments",
@@ -115,13 +130,18 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             value.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
-    render_metric(
-        &mut out,
-        "fnlens_invocations_buffered_rows",
-        "gauge",
-        "Invocation rows in the Arrow buffer, not yet in Parquet",
-        stores.invocations.active_rows() as u64,
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_buffered_rows Rows in a table's Arrow buffer, not yet in Parquet\n# TYPE fnlens_buffered_rows gauge"
     );
+    for table in stores.tables() {
+        let _ = writeln!(
+            out,
+            "fnlens_buffered_rows{{table=\"{}\"}} {}",
+            table.spec().name,
+            table.active_rows()
+        );
+    }
     render_metric(
         &mut out,
         "fnlens_process_resident_memory_bytes",

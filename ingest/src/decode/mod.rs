@@ -2,6 +2,7 @@
 //! a [`Batch`], and the rejected ones with their position and reason. A body that cannot be read
 //! at all is a [`DecodeError`] and nothing of it is kept.
 
+pub mod emf;
 pub mod lines;
 pub mod telemetry;
 

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use fnlens_model::{Batch, Invocation, Level, LogRecord, LogSource, Status, parse_rfc3339_ms};
 use serde_json::{Map, Value};
 
+use super::emf;
 use super::lines::{parse_json_line, parse_text_line};
 use super::{DecodeError, Decoded, Rejection};
 
@@ -69,6 +70,8 @@ struct Report {
 }
 
 struct Validated {
+    /// Position in the request's array.
+    index: usize,
     time_ms: i64,
     kind: String,
     event: Event,
@@ -365,6 +368,7 @@ fn validate(raw: Value) -> Result<Validated, Rejection> {
         }
     };
     Ok(Validated {
+        index: 0,
         time_ms,
         kind,
         event,
@@ -391,7 +395,10 @@ pub fn decode(body: &[u8], ctx: &LambdaContext) -> Result<Decoded, DecodeError> 
     for (index, raw) in raw_events.into_iter().enumerate() {
         let event_type = raw.get("type").and_then(Value::as_str).map(str::to_owned);
         match validate(raw) {
-            Ok(v) => events.push(v),
+            Ok(mut v) => {
+                v.index = index;
+                events.push(v);
+            }
             Err(mut r) => {
                 r.index = index;
                 r.event_type = event_type;
@@ -543,11 +550,28 @@ pub fn decode(body: &[u8], ctx: &LambdaContext) -> Result<Decoded, DecodeError> 
                     Value::Object(o) => parse_json_line(o),
                     _ => continue,
                 };
+                let request_id = parsed.request_id.or_else(|| current_request.clone());
+                if emf::is_emf(&parsed.attributes) {
+                    let emf_ctx = emf::EmfContext {
+                        function: Some(&ctx.function),
+                        version: Some(&version),
+                        request_id: request_id.as_deref(),
+                    };
+                    match emf::extract(&parsed.attributes, &emf_ctx) {
+                        Ok(points) => batch.metrics.extend(points),
+                        Err(mut r) => {
+                            r.index = v.index;
+                            r.event_type = Some(v.kind.clone());
+                            rejected.push(r);
+                            continue;
+                        }
+                    }
+                }
                 batch.logs.push(LogRecord {
                     ts_ms: v.time_ms,
                     function: ctx.function.clone(),
                     version: version.clone(),
-                    request_id: parsed.request_id.or_else(|| current_request.clone()),
+                    request_id,
                     level: parsed.level.unwrap_or(Level::Info),
                     source,
                     message: parsed.message,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
+use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -110,6 +111,9 @@ pub struct SqlEngine {
     /// Shared by every query: the caches of Parquet footers, statistics and file listings
     /// (files never change once written), and the disabled disk manager.
     base_env: Arc<RuntimeEnv>,
+    /// DataFusion's settings: its defaults (one partition per core), then any `DATAFUSION_*`
+    /// environment variables of the server (e.g. `DATAFUSION_EXECUTION_BATCH_SIZE`).
+    options: ConfigOptions,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -134,6 +138,8 @@ impl SqlEngine {
             )
             .build_arc()
             .map_err(std::io::Error::other)?;
+        let mut options = ConfigOptions::from_env().map_err(std::io::Error::other)?;
+        options.catalog.information_schema = true;
         Ok(SqlEngine {
             invocations,
             metrics,
@@ -141,6 +147,7 @@ impl SqlEngine {
             limits,
             runtime: Arc::new(QueryRuntime::new()?),
             base_env,
+            options,
         })
     }
 
@@ -151,10 +158,7 @@ impl SqlEngine {
     /// A session with the tables, functions and views, and this engine's memory limit.
     fn context(&self) -> Result<SessionContext, QueryError> {
         let internal = |e: DataFusionError| QueryError::Internal(e.to_string());
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_target_partitions(2)
-            .with_batch_size(8192);
+        let config = SessionConfig::from(self.options.clone());
         // Its own memory pool, the shared caches.
         let runtime = RuntimeEnvBuilder::from_runtime_env(&self.base_env)
             .with_memory_limit(self.limits.memory_bytes, 1.0)

@@ -351,6 +351,20 @@ impl Fleet {
         } else {
             ("success", None)
         };
+        if status == "success" && rng.random_bool(0.2) {
+            // A Powertools-style EMF document: a log line that is also two metric points.
+            let emf = json!({
+                "_aws": {"Timestamp": end - 1, "CloudWatchMetrics": [{
+                    "Namespace": "fnlens-demo",
+                    "Dimensions": [["service"]],
+                    "Metrics": [{"Name": "OrderValue", "Unit": "None"},
+                                {"Name": "ItemsPerOrder", "Unit": "Count"}]}]},
+                "service": f.name,
+                "OrderValue": (rng.random_range(500..30_000) as f64) / 100.0,
+                "ItemsPerOrder": rng.random_range(1..8),
+            });
+            events.push(ev(end - 1, "function", json!(emf.to_string())));
+        }
         let mut done = json!({"requestId": request_id, "status": status, "metrics": {"durationMs": duration, "producedBytes": rng.random_range(10..4000)}});
         if let Some(e) = error_type {
             done["errorType"] = json!(e);
@@ -449,6 +463,7 @@ mod tests {
         let mut fleet = Fleet::new(&config(1));
         let mut invocations = 0;
         let mut lines = 0;
+        let mut metric_points = 0;
         for batch in fleet.tick(1000) {
             let ctx = LambdaContext {
                 function: batch.function.clone(),
@@ -467,8 +482,14 @@ mod tests {
             assert_eq!(non_platform as u64, batch.log_lines);
             invocations += batch.invocations;
             lines += batch.log_lines;
+            metric_points += d.batch.metrics.len();
         }
         assert_eq!(invocations, 500);
         assert!(lines > 1000);
+        // The EMF lines of about a fifth of the successful invocations, two points each.
+        assert!(
+            metric_points > 100 && metric_points % 2 == 0,
+            "{metric_points}"
+        );
     }
 }

@@ -464,7 +464,8 @@ impl TableStore {
             let mut run: Vec<ParquetFile> = Vec::new();
             let mut rows = 0;
             for f in list.iter().chain(std::iter::once(&sentinel())) {
-                let small = f.rows < COMPACT_TARGET_ROWS && !f.path.as_os_str().is_empty();
+                // The sentinel ends the last run: it is never small.
+                let small = f.rows < COMPACT_TARGET_ROWS;
                 if small && rows + f.rows <= 2 * COMPACT_TARGET_ROWS {
                     rows += f.rows;
                     run.push(f.clone());

@@ -307,7 +307,7 @@ pub fn check_read_only(sql: &str) -> Result<bool, QueryError> {
 fn check_statement(statement: &DfStatement) -> Result<(), QueryError> {
     let refuse = |what: &str| {
         Err(QueryError::Forbidden(format!(
-            "{what} is not allowed: fnlens SQL is read-only (SELECT, WITH, VALUES, EXPLAIN, SHOW)"
+            "{what} is not allowed: fnlens SQL is read-only (SELECT, WITH, VALUES, EXPLAIN, SHOW, DESCRIBE)"
         )))
     };
     match statement {
@@ -318,7 +318,8 @@ fn check_statement(statement: &DfStatement) -> Result<(), QueryError> {
         DfStatement::Statement(s) => match s.as_ref() {
             SqlStatement::Query(_)
             | SqlStatement::ShowTables { .. }
-            | SqlStatement::ShowColumns { .. } => Ok(()),
+            | SqlStatement::ShowColumns { .. }
+            | SqlStatement::ExplainTable { .. } => Ok(()),
             SqlStatement::Explain { statement, .. } => match statement.as_ref() {
                 SqlStatement::Query(_) => Ok(()),
                 other => refuse(&statement_kind(other)),

@@ -95,6 +95,22 @@ impl LogSource {
     }
 }
 
+/// What is wrong with a function name, if anything: it must be 1 to 256 characters of letters,
+/// digits and `- _ . : $` (Lambda's names, versions and aliases).
+pub fn function_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the function name is empty".into());
+    }
+    if name.len() > 256 {
+        return Some("the function name is longer than 256 characters".into());
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '$')))
+        .map(|c| {
+            format!("the function name {name:?} contains {c:?}; use letters, digits, - _ . : $")
+        })
+}
+
 /// One function invocation, as `platform.report` (or a REPORT line) describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {

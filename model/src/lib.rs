@@ -7,7 +7,10 @@ mod event;
 mod schema;
 mod time;
 
-pub use event::{Batch, Invocation, Level, LogRecord, LogSource, MetricKind, MetricPoint, Status};
+pub use event::{
+    Batch, Invocation, Level, LogRecord, LogSource, MetricKind, MetricPoint, Status,
+    function_name_problem,
+};
 pub use schema::{
     invocations_schema, invocations_to_record_batch, logs_schema, metrics_schema,
     metrics_to_record_batch,

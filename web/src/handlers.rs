@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use fnlens_ingest::decode::ndjson;
 use fnlens_ingest::decode::telemetry::{self, LambdaContext};
 use fnlens_ingest::{DecodeError, Decoded};
 use fnlens_model::{LogRecord, TimeRange, format_ts_ms, parse_duration_ms, parse_time_param};
@@ -63,28 +64,10 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 
 /// Lambda function names (and the ARNs and aliases users put in URIs) use these characters.
 fn validate_function_name(name: &str) -> Result<(), ApiError> {
-    if name.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_function",
-            "the function name is empty",
-        ));
+    match fnlens_model::function_name_problem(name) {
+        Some(problem) => Err(ApiError::bad_request("invalid_function", problem)),
+        None => Ok(()),
     }
-    if name.len() > 256 {
-        return Err(ApiError::bad_request(
-            "invalid_function",
-            "the function name is longer than 256 characters",
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '$')))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_function",
-            format!("the function name {name:?} contains {c:?}; use letters, digits, - _ . : $"),
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,7 +113,7 @@ pub(crate) async fn ingest_lambda(
     } else {
         telemetry::decode(&body, &ctx)
     };
-    let Decoded { batch, rejected } = decoded.map_err(|e| {
+    let decoded = decoded.map_err(|e| {
         reject(match e {
             DecodeError::Json(d) => ApiError::bad_request("invalid_json", d),
             DecodeError::NotAnArray => ApiError::bad_request(
@@ -139,6 +122,46 @@ pub(crate) async fn ingest_lambda(
             ),
         })
     })?;
+    store_decoded(&state, decoded, "events").await
+}
+
+/// `POST /api/v1/ingest/logs`: fnlens's NDJSON, one log record per line.
+pub(crate) async fn ingest_logs(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let stats = state.pipeline.stats().clone();
+    let body = read_body(body, state.config.max_body_bytes)
+        .await
+        .inspect_err(|e| stats.record_rejected_request(e.error))?;
+    stats.record_bytes(body.len());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let decoded = if body.len() > INLINE_DECODE_BYTES {
+        tokio::task::spawn_blocking(move || ndjson::decode(&body, now_ms))
+            .await
+            .map_err(ApiError::internal)?
+    } else {
+        ndjson::decode(&body, now_ms)
+    };
+    if decoded.batch.is_empty() && decoded.rejected.is_empty() {
+        stats.record_rejected_request("empty_body");
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the body holds no lines; send one JSON object per line",
+        ));
+    }
+    store_decoded(&state, decoded, "lines").await
+}
+
+/// Stores the good events of a decoded request and answers what was kept and rejected. A
+/// request whose every event was rejected is a 400, and nothing of it is stored.
+async fn store_decoded(
+    state: &AppState,
+    decoded: Decoded,
+    unit: &str,
+) -> Result<Response, ApiError> {
+    let Decoded { batch, rejected } = decoded;
+    let stats = state.pipeline.stats();
     stats.record_rejected(&rejected);
     let total = batch.len();
     let accepted_nothing = batch.is_empty();
@@ -146,7 +169,7 @@ pub(crate) async fn ingest_lambda(
         let mut err = ApiError::bad_request(
             "all_events_rejected",
             format!(
-                "all {} events were rejected; the first: {}",
+                "all {} {unit} were rejected; the first: {}",
                 rejected.len(),
                 rejected[0].detail
             ),
@@ -156,6 +179,7 @@ pub(crate) async fn ingest_lambda(
     }
     let invocations = batch.invocations.len();
     let logs = batch.logs.len();
+    let metrics = batch.metrics.len();
     if !batch.is_empty() {
         state.pipeline.ingest(batch).await?;
     }
@@ -163,6 +187,7 @@ pub(crate) async fn ingest_lambda(
         "accepted": total,
         "invocations": invocations,
         "logs": logs,
+        "metrics": metrics,
         "rejected": rejected.len(),
         "errors": rejected,
     }))

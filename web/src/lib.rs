@@ -79,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/ingest/lambda", post(handlers::missing_function))
         .route("/api/v1/ingest/lambda/", post(handlers::missing_function))
+        .route("/api/v1/ingest/logs", post(handlers::ingest_logs))
         .route("/api/v1/logs/search", get(handlers::search_logs))
         .route("/api/v1/logs/histogram", get(handlers::histogram))
         .route("/api/v1/logs/facets", get(handlers::facets))

@@ -4,6 +4,7 @@
 
 pub mod emf;
 pub mod lines;
+pub mod ndjson;
 pub mod telemetry;
 
 use fnlens_model::Batch;

@@ -8,6 +8,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use fnlens_ingest::Stores;
+use fnlens_store::TableStore;
 use fnlens_store::metrics::render_metric;
 
 use crate::AppState;
@@ -78,18 +80,13 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             table.partition_count()
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP fnlens_parquet_files Parquet files, by table (compaction keeps this bounded)\n# TYPE fnlens_parquet_files gauge"
+    render_per_table(
+        &mut out,
+        stores,
+        "fnlens_parquet_files",
+        "Parquet files, by table (compaction keeps this bounded)",
+        TableStore::file_count,
     );
-    for table in stores.tables() {
-        let _ = writeln!(
-            out,
-            "fnlens_parquet_files{{table=\"{}\"}} {}",
-            table.spec().name,
-            table.file_count()
-        );
-    }
     render_metric(
         &mut out,
         "fnlens_log_segments",
@@ -130,18 +127,13 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             value.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP fnlens_buffered_rows Rows in a table's Arrow buffer, not yet in Parquet\n# TYPE fnlens_buffered_rows gauge"
+    render_per_table(
+        &mut out,
+        stores,
+        "fnlens_buffered_rows",
+        "Rows in a table's Arrow buffer, not yet in Parquet",
+        TableStore::active_rows,
     );
-    for table in stores.tables() {
-        let _ = writeln!(
-            out,
-            "fnlens_buffered_rows{{table=\"{}\"}} {}",
-            table.spec().name,
-            table.active_rows()
-        );
-    }
     render_metric(
         &mut out,
         "fnlens_process_resident_memory_bytes",
@@ -166,6 +158,25 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Reads a `/proc/self/status` field in kB, as bytes (0 where /proc is absent).
+/// A gauge with one sample per Parquet table.
+fn render_per_table(
+    out: &mut String,
+    stores: &Stores,
+    name: &str,
+    help: &str,
+    value: impl Fn(&TableStore) -> usize,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for table in stores.tables() {
+        let _ = writeln!(
+            out,
+            "{name}{{table=\"{}\"}} {}",
+            table.spec().name,
+            value(table)
+        );
+    }
+}
+
 fn proc_status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

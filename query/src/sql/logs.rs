@@ -278,14 +278,14 @@ impl TableProvider for LogsTable {
         let streams: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
             .map(|units| {
-                Arc::new(LogScan {
+                Arc::new(LogScan(Arc::new(ScanJob {
                     schema: logs_schema(),
                     log_schema: schema.clone(),
                     query: query.clone(),
                     units,
                     columns: columns.clone(),
-                    limit,
-                }) as Arc<dyn PartitionStream>
+                    limit: limit.unwrap_or(usize::MAX),
+                }))) as Arc<dyn PartitionStream>
             })
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(
@@ -299,61 +299,47 @@ impl TableProvider for LogsTable {
     }
 }
 
-/// The segments one output partition reads.
-struct LogScan {
-    schema: SchemaRef,
-    log_schema: LogSchema,
-    query: Arc<dyn Query>,
-    units: Vec<(Searcher, SegmentOrdinal)>,
-    columns: HashSet<usize>,
-    limit: Option<usize>,
-}
+/// One output partition: its segments, read on the blocking pool when executed.
+struct LogScan(Arc<ScanJob>);
 
 impl std::fmt::Debug for LogScan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogScan")
-            .field("segments", &self.units.len())
+            .field("segments", &self.0.units.len())
             .finish_non_exhaustive()
     }
 }
 
 impl PartitionStream for LogScan {
     fn schema(&self) -> &SchemaRef {
-        &self.schema
+        &self.0.schema
     }
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let batch_size = ctx.session_config().batch_size();
         let (tx, rx) = tokio::sync::mpsc::channel::<DfResult<RecordBatch>>(2);
-        let job = ScanJob {
-            schema: self.schema.clone(),
-            log_schema: self.log_schema.clone(),
-            query: self.query.clone(),
-            units: self.units.clone(),
-            columns: self.columns.clone(),
-            limit: self.limit.unwrap_or(usize::MAX),
-            batch_size,
-        };
+        let job = self.0.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = job.run(&tx) {
+            if let Err(e) = job.run(&tx, batch_size) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+        Box::pin(RecordBatchStreamAdapter::new(self.0.schema.clone(), stream))
     }
 }
 
+/// What one output partition reads, and how.
 struct ScanJob {
     schema: SchemaRef,
     log_schema: LogSchema,
     query: Arc<dyn Query>,
     units: Vec<(Searcher, SegmentOrdinal)>,
     columns: HashSet<usize>,
+    /// Rows to send at most (`usize::MAX`: all).
     limit: usize,
-    batch_size: usize,
 }
 
 /// Reads a fast string column by term ordinal, remembering the strings already seen.
@@ -403,7 +389,11 @@ fn tantivy_error(e: tantivy::TantivyError) -> DataFusionError {
 impl ScanJob {
     /// Sends batches until the segments are read, the limit is reached, or the receiver is gone
     /// (the query ended or was cancelled).
-    fn run(&self, tx: &tokio::sync::mpsc::Sender<DfResult<RecordBatch>>) -> DfResult<()> {
+    fn run(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<DfResult<RecordBatch>>,
+        batch_size: usize,
+    ) -> DfResult<()> {
         let mut sent = 0usize;
         for (searcher, ord) in &self.units {
             if sent >= self.limit {
@@ -427,7 +417,7 @@ impl ScanJob {
                 .map_err(tantivy_error)?;
             docs.sort_unstable();
             let mut readers = SegmentColumns::open(reader, &self.columns)?;
-            for chunk in docs.chunks(self.batch_size) {
+            for chunk in docs.chunks(batch_size) {
                 let chunk = &chunk[..chunk.len().min(self.limit - sent)];
                 if chunk.is_empty() {
                     break;

@@ -18,9 +18,11 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::config::ConfigOptions;
+use datafusion::datasource::{TableProvider, ViewTable};
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext, col, lit};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -103,9 +105,10 @@ impl Drop for QueryRuntime {
 /// Runs SQL over the fnlens tables.
 #[derive(Clone)]
 pub struct SqlEngine {
-    invocations: Arc<TableStore>,
-    metrics: Arc<TableStore>,
-    logs: Arc<LogStore>,
+    /// The tables, made once: every session registers the same providers.
+    tables: Vec<(&'static str, Arc<dyn TableProvider>)>,
+    /// The views' plans, made by the first query and shared by all after it.
+    views: Arc<tokio::sync::OnceCell<Vec<(&'static str, LogicalPlan)>>>,
     limits: SqlLimits,
     runtime: Arc<QueryRuntime>,
     /// Shared by every query: the caches of Parquet footers, statistics and file listings
@@ -140,10 +143,14 @@ impl SqlEngine {
             .map_err(std::io::Error::other)?;
         let mut options = ConfigOptions::from_env().map_err(std::io::Error::other)?;
         options.catalog.information_schema = true;
+        let tables: Vec<(&'static str, Arc<dyn TableProvider>)> = vec![
+            ("invocations", Arc::new(ParquetTable::new(invocations))),
+            ("metrics", Arc::new(ParquetTable::new(metrics))),
+            ("logs", Arc::new(LogsTable::new(logs))),
+        ];
         Ok(SqlEngine {
-            invocations,
-            metrics,
-            logs,
+            tables,
+            views: Arc::default(),
             limits,
             runtime: Arc::new(QueryRuntime::new()?),
             base_env,
@@ -156,7 +163,7 @@ impl SqlEngine {
     }
 
     /// A session with the tables, functions and views, and this engine's memory limit.
-    fn context(&self) -> Result<SessionContext, QueryError> {
+    async fn context(&self) -> Result<SessionContext, QueryError> {
         let internal = |e: DataFusionError| QueryError::Internal(e.to_string());
         let config = SessionConfig::from(self.options.clone());
         // Its own memory pool, the shared caches.
@@ -165,35 +172,36 @@ impl SqlEngine {
             .build_arc()
             .map_err(internal)?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        ctx.register_table(
-            "invocations",
-            Arc::new(ParquetTable::new(self.invocations.clone())),
-        )
-        .map_err(internal)?;
-        ctx.register_table("metrics", Arc::new(ParquetTable::new(self.metrics.clone())))
-            .map_err(internal)?;
-        ctx.register_table("logs", Arc::new(LogsTable::new(self.logs.clone())))
-            .map_err(internal)?;
+        for (name, table) in &self.tables {
+            ctx.register_table(*name, table.clone()).map_err(internal)?;
+        }
         register_functions(&ctx);
+        let views = self
+            .views
+            .get_or_try_init(|| async {
+                let mut plans = Vec::new();
+                for (name, view_sql) in VIEWS {
+                    let plan = ctx
+                        .state()
+                        .create_logical_plan(view_sql)
+                        .await
+                        .map_err(|e| QueryError::Internal(format!("view {name}: {e}")))?;
+                    plans.push((*name, plan));
+                }
+                Ok::<_, QueryError>(plans)
+            })
+            .await?;
+        for (name, plan) in views {
+            ctx.register_table(*name, Arc::new(ViewTable::new(plan.clone(), None)))
+                .map_err(internal)?;
+        }
         Ok(ctx)
     }
 
     /// Plans and runs one read-only statement within the limits.
     pub async fn execute(&self, sql: &str) -> Result<SqlResult, QueryError> {
         let explain = check_read_only(sql)?;
-        let ctx = self.context()?;
-        for (name, view_sql) in VIEWS {
-            let plan = ctx
-                .state()
-                .create_logical_plan(view_sql)
-                .await
-                .map_err(|e| QueryError::Internal(format!("view {name}: {e}")))?;
-            ctx.register_table(
-                *name,
-                Arc::new(datafusion::datasource::ViewTable::new(plan, None)),
-            )
-            .map_err(|e| QueryError::Internal(e.to_string()))?;
-        }
+        let ctx = self.context().await?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -259,7 +267,7 @@ impl SqlEngine {
         request_id: &str,
         near: Option<TimeRange>,
     ) -> Result<SqlResult, QueryError> {
-        let ctx = self.context()?;
+        let ctx = self.context().await?;
         let mut filter = col("request_id").eq(lit(request_id));
         if let Some(range) = near {
             let ts = |ms: i64| {

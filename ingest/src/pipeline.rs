@@ -73,7 +73,14 @@ pub enum IngestError {
     Apply(String),
     #[error("fnlens is shutting down")]
     ShuttingDown,
+    /// The write-ahead log's queue stayed full for [`OVERLOAD_WAIT`]: the client should retry.
+    #[error("the write-ahead log is behind")]
+    Overloaded,
 }
+
+/// How long an ingest request waits for room in the write-ahead log's queue before it is
+/// answered "overloaded" (and the client retries later) instead of waiting on.
+pub const OVERLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A batch as subscribers receive it.
 #[derive(Debug)]
@@ -314,12 +321,16 @@ impl Pipeline {
             batch: Arc::new(batch),
             done,
         };
-        tx.send(Append {
+        let append = Append {
             payload,
             item: pending,
-        })
-        .await
-        .map_err(|_| IngestError::ShuttingDown)?;
+        };
+        tx.send_timeout(append, OVERLOAD_WAIT)
+            .await
+            .map_err(|e| match e {
+                mpsc::error::SendTimeoutError::Timeout(_) => IngestError::Overloaded,
+                mpsc::error::SendTimeoutError::Closed(_) => IngestError::ShuttingDown,
+            })?;
         rx.await.map_err(|_| IngestError::ShuttingDown)?
     }
 

@@ -257,6 +257,14 @@ impl Batch {
             && self.logs_dropped_records == 0
     }
 
+    /// Moves the events of `other` to the end of this batch.
+    pub fn append(&mut self, other: Batch) {
+        self.invocations.extend(other.invocations);
+        self.logs.extend(other.logs);
+        self.metrics.extend(other.metrics);
+        self.logs_dropped_records += other.logs_dropped_records;
+    }
+
     /// Number of events (invocations, log lines and metric points).
     pub fn len(&self) -> usize {
         self.invocations.len() + self.logs.len() + self.metrics.len()

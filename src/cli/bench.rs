@@ -19,6 +19,9 @@ pub(crate) enum BenchCommand {
     Flatten(FlattenArgs),
     /// Write the SQL benchmark's dataset (10M invocations by default) into a new data directory.
     SqlData(super::bench_sql::SqlDataArgs),
+    /// Ingest throughput per wire format (Telemetry, OTLP protobuf and JSON, CloudWatch text)
+    /// against a running server.
+    Formats(super::bench_formats::FormatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +111,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Latency(args) => latency(args).await,
         BenchCommand::Flatten(args) => flatten(args),
         BenchCommand::SqlData(args) => super::bench_sql::run(args),
+        BenchCommand::Formats(args) => super::bench_formats::run(args).await,
     }
 }
 

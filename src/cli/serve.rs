@@ -20,8 +20,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FNLENS_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// A TOML file with any of: listen, data_dir, max_body_bytes, commit_interval_ms,
-    /// flush_interval_secs, retention, sql_memory_limit, sql_timeout. Flags and env vars take
-    /// precedence.
+    /// flush_interval_secs, retention, sql_memory_limit, sql_timeout, firehose_access_key.
+    /// Flags and env vars take precedence.
     #[arg(long, env = "FNLENS_CONFIG")]
     config: Option<PathBuf>,
     /// Largest request body, in bytes [default: 16 MiB].
@@ -42,6 +42,10 @@ pub(crate) struct ServeArgs {
     /// Time one SQL query may run (e.g. 30s, 2m) before it is cancelled [default: 30s].
     #[arg(long, env = "FNLENS_SQL_TIMEOUT")]
     sql_timeout: Option<String>,
+    /// The shared secret Kinesis Firehose sends in X-Amz-Firehose-Access-Key; when set,
+    /// /api/v1/ingest/firehose refuses requests without it [default: none, not checked].
+    #[arg(long, env = "FNLENS_FIREHOSE_ACCESS_KEY", hide_env_values = true)]
+    firehose_access_key: Option<String>,
     /// Also run a small simulated fleet posting to this server, so there is data to look at.
     #[arg(long)]
     demo: bool,
@@ -59,6 +63,7 @@ struct FileConfig {
     retention: Option<String>,
     sql_memory_limit: Option<String>,
     sql_timeout: Option<String>,
+    firehose_access_key: Option<String>,
 }
 
 /// The settings the server runs with, after merging.
@@ -125,6 +130,11 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             .with_context(|| format!("sql_timeout {t:?}: expected a duration like 30s or 2m"))?;
         web.sql.timeout = Duration::from_millis(ms as u64);
     }
+    web.firehose_access_key = args
+        .firehose_access_key
+        .clone()
+        .or(file.firehose_access_key)
+        .filter(|k| !k.is_empty());
     Ok(Settings {
         listen,
         pipeline,

@@ -99,15 +99,16 @@ impl LogSchema {
                 )
                 .set_stored(),
         );
-        // Attributes are matched by term, never by phrase: no positions. They are also fast,
-        // which is what numeric range queries (`attributes.duration_ms:>500`) run on.
+        // Attributes keep positions: a value that tokenizes into several terms (a request id,
+        // `checkout.payments`, a sentence) is matched as a phrase. They are also fast, which is
+        // what numeric range queries (`attributes.duration_ms:>500`) run on.
         let attributes = b.add_json_field(
             "attributes",
             JsonObjectOptions::default()
                 .set_indexing_options(
                     TextFieldIndexing::default()
                         .set_tokenizer("default")
-                        .set_index_option(IndexRecordOption::Basic),
+                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
                 )
                 .set_fast("raw")
                 .set_expand_dots_enabled(),
@@ -548,7 +549,28 @@ fn open_partition(
     schema: &LogSchema,
 ) -> Result<LogPartition, StoreError> {
     let directory = MmapDirectory::open(dir)?;
-    let mut index = Index::open_or_create(directory, schema.schema.clone())?;
+    let mut index = if Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
+        // A partition written by an earlier version keeps the schema it was created with: the
+        // same fields in the same order, perhaps with other index options (attributes gained
+        // positions). Each partition's own schema governs how it is searched.
+        let index = Index::open(directory)?;
+        let names = |s: &tantivy::schema::Schema| {
+            s.fields()
+                .map(|(_, entry)| entry.name().to_owned())
+                .collect::<Vec<_>>()
+        };
+        if names(&index.schema()) != names(&schema.schema) {
+            return Err(StoreError::Corrupt(format!(
+                "{}: the log index has fields {:?}, expected {:?}",
+                dir.display(),
+                names(&index.schema()),
+                names(&schema.schema)
+            )));
+        }
+        index
+    } else {
+        Index::create(directory, schema.schema.clone(), Default::default())?
+    };
     index.set_tokenizers(tokenizers());
     let reader = index
         .reader_builder()

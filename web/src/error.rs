@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fnlens_ingest::IngestError;
+use fnlens_ingest::decode::DecodeError;
 use fnlens_query::QueryError;
 use serde_json::json;
 
@@ -16,6 +17,8 @@ pub struct ApiError {
     pub detail: String,
     /// Extra fields merged into the body (e.g. the rejected events).
     pub extra: Option<serde_json::Value>,
+    /// Seconds a client should wait before retrying (`Retry-After`), for 429 and 503.
+    pub retry_after_secs: Option<u32>,
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
             error,
             detail: detail.into(),
             extra: None,
+            retry_after_secs: None,
         }
     }
 
@@ -52,18 +56,46 @@ impl IntoResponse for ApiError {
         {
             obj.extend(extra);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooLarge(_) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.code(), e.to_string())
+            }
+            other => ApiError::bad_request(other.code(), other.to_string()),
+        }
     }
 }
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
-            IngestError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "fnlens is shutting down; retry",
-            ),
+            IngestError::ShuttingDown => ApiError {
+                retry_after_secs: Some(5),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "fnlens is shutting down; retry",
+                )
+            },
+            IngestError::Overloaded => ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the write-ahead log is behind; retry shortly",
+                )
+            },
             other => ApiError::internal(other.to_string()),
         }
     }

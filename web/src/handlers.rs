@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use fnlens_ingest::decode::Rejection;
 use fnlens_ingest::decode::ndjson;
 use fnlens_ingest::decode::telemetry::{self, LambdaContext};
 use fnlens_ingest::{DecodeError, Decoded};
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 use crate::{ApiError, AppState};
 
 /// Bodies larger than this are decoded on the blocking pool rather than on a runtime worker.
-const INLINE_DECODE_BYTES: usize = 256 << 10;
+pub(crate) const INLINE_DECODE_BYTES: usize = 256 << 10;
 
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -46,7 +47,7 @@ pub(crate) async fn missing_function(State(state): State<AppState>) -> ApiError 
 }
 
 /// Reads the whole body, refusing it once it passes the limit.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -115,11 +116,11 @@ pub(crate) async fn ingest_lambda(
     };
     let decoded = decoded.map_err(|e| {
         reject(match e {
-            DecodeError::Json(d) => ApiError::bad_request("invalid_json", d),
             DecodeError::NotAnArray => ApiError::bad_request(
                 "not_an_array",
                 "the body must be a JSON array of Telemetry API events",
             ),
+            other => other.into(),
         })
     })?;
     store_decoded(&state, decoded, "events").await
@@ -153,19 +154,22 @@ pub(crate) async fn ingest_logs(
     store_decoded(&state, decoded, "lines").await
 }
 
-/// Stores the good events of a decoded request and answers what was kept and rejected. A
-/// request whose every event was rejected is a 400, and nothing of it is stored.
-async fn store_decoded(
-    state: &AppState,
-    decoded: Decoded,
-    unit: &str,
-) -> Result<Response, ApiError> {
+/// What was kept of a request.
+pub(crate) struct Kept {
+    pub(crate) total: usize,
+    pub(crate) invocations: usize,
+    pub(crate) logs: usize,
+    pub(crate) metrics: usize,
+    pub(crate) rejected: Vec<Rejection>,
+}
+
+/// Stores the good events of a decoded request, durably. A request whose every event was
+/// rejected is a 400, and nothing of it is stored.
+pub(crate) async fn keep(state: &AppState, decoded: Decoded, unit: &str) -> Result<Kept, ApiError> {
     let Decoded { batch, rejected } = decoded;
     let stats = state.pipeline.stats();
     stats.record_rejected(&rejected);
-    let total = batch.len();
-    let accepted_nothing = batch.is_empty();
-    if accepted_nothing && !rejected.is_empty() {
+    if batch.is_empty() && !rejected.is_empty() {
         let mut err = ApiError::bad_request(
             "all_events_rejected",
             format!(
@@ -177,19 +181,33 @@ async fn store_decoded(
         err.extra = Some(json!({"rejected": rejected.len(), "errors": rejected}));
         return Err(err);
     }
-    let invocations = batch.invocations.len();
-    let logs = batch.logs.len();
-    let metrics = batch.metrics.len();
+    let kept = Kept {
+        total: batch.len(),
+        invocations: batch.invocations.len(),
+        logs: batch.logs.len(),
+        metrics: batch.metrics.len(),
+        rejected,
+    };
     if !batch.is_empty() {
         state.pipeline.ingest(batch).await?;
     }
+    Ok(kept)
+}
+
+/// Stores the good events and answers what was kept and rejected.
+pub(crate) async fn store_decoded(
+    state: &AppState,
+    decoded: Decoded,
+    unit: &str,
+) -> Result<Response, ApiError> {
+    let k = keep(state, decoded, unit).await?;
     Ok(Json(json!({
-        "accepted": total,
-        "invocations": invocations,
-        "logs": logs,
-        "metrics": metrics,
-        "rejected": rejected.len(),
-        "errors": rejected,
+        "accepted": k.total,
+        "invocations": k.invocations,
+        "logs": k.logs,
+        "metrics": k.metrics,
+        "rejected": k.rejected.len(),
+        "errors": k.rejected,
     }))
     .into_response())
 }

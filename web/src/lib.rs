@@ -3,6 +3,7 @@
 
 mod error;
 mod handlers;
+mod ingest;
 mod metrics;
 
 use std::future::Future;
@@ -24,6 +25,8 @@ pub struct WebConfig {
     pub max_body_bytes: usize,
     /// Memory, time and row limits of each SQL query.
     pub sql: SqlLimits,
+    /// The secret Firehose must send in `X-Amz-Firehose-Access-Key`; `None` checks nothing.
+    pub firehose_access_key: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -31,6 +34,7 @@ impl Default for WebConfig {
         WebConfig {
             max_body_bytes: 16 << 20,
             sql: SqlLimits::default(),
+            firehose_access_key: None,
         }
     }
 }
@@ -43,6 +47,7 @@ pub struct AppState {
     pub config: WebConfig,
     pub http: Arc<metrics::HttpStats>,
     pub tail: TailHub,
+    pub(crate) firehose: Arc<ingest::FirehoseDedup>,
 }
 
 impl AppState {
@@ -66,6 +71,7 @@ impl AppState {
             config,
             http: Arc::default(),
             tail,
+            firehose: Arc::default(),
         })
     }
 }
@@ -80,6 +86,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/ingest/lambda", post(handlers::missing_function))
         .route("/api/v1/ingest/lambda/", post(handlers::missing_function))
         .route("/api/v1/ingest/logs", post(handlers::ingest_logs))
+        .route("/api/v1/ingest/cloudwatch", post(ingest::cloudwatch))
+        .route("/api/v1/ingest/firehose", post(ingest::firehose))
+        .route("/v1/logs", post(ingest::otlp_logs))
+        .route("/v1/metrics", post(ingest::otlp_metrics))
         .route("/api/v1/logs/search", get(handlers::search_logs))
         .route("/api/v1/logs/histogram", get(handlers::histogram))
         .route("/api/v1/logs/facets", get(handlers::facets))

@@ -82,6 +82,20 @@ pub fn parse_text_line(line: &str) -> ParsedLine {
     }
 }
 
+/// The time a runtime line gives itself (Node's first field, Python's second, a JSON line's
+/// `timestamp`), without reading the rest.
+pub fn parse_text_line_time(line: &str) -> Option<i64> {
+    if line.starts_with('{') {
+        return parse_text_line(line).ts_ms;
+    }
+    let mut parts = line.splitn(3, '\t');
+    let first = parts.next()?;
+    if first.starts_with('[') {
+        return parse_rfc3339_ms(parts.next()?);
+    }
+    parse_rfc3339_ms(first)
+}
+
 fn bracketed_level(s: &str) -> Option<Level> {
     s.strip_prefix('[')?
         .strip_suffix(']')

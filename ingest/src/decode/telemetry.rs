@@ -27,8 +27,9 @@ pub struct LambdaContext {
 /// The version used when neither the request nor the records name one.
 pub const DEFAULT_VERSION: &str = "$LATEST";
 
-/// One validated event.
-enum Event {
+/// One validated event. Text sources (CloudWatch lines) produce the same events, so an
+/// invocation is assembled the same way whichever way it arrived.
+pub(super) enum Event {
     InitStart {
         version: Option<String>,
         instance: Option<String>,
@@ -46,6 +47,13 @@ enum Event {
         request_id: Option<String>,
         error_type: Option<String>,
     },
+    /// A text source's sign that an invocation failed although its REPORT line says nothing:
+    /// the old `Task timed out` line, Node's `Invoke Error`, Python's unhandled exception.
+    Failed {
+        request_id: String,
+        status: Status,
+        error_type: Option<String>,
+    },
     Report(Report),
     LogsDropped {
         records: u64,
@@ -58,25 +66,25 @@ enum Event {
     Other,
 }
 
-struct Report {
-    request_id: String,
-    status: Status,
-    error_type: Option<String>,
-    duration_ms: f64,
-    billed_duration_ms: f64,
-    memory_size_mb: i64,
-    max_memory_used_mb: i64,
-    init_duration_ms: Option<f64>,
+pub(super) struct Report {
+    pub(super) request_id: String,
+    pub(super) status: Status,
+    pub(super) error_type: Option<String>,
+    pub(super) duration_ms: f64,
+    pub(super) billed_duration_ms: f64,
+    pub(super) memory_size_mb: i64,
+    pub(super) max_memory_used_mb: i64,
+    pub(super) init_duration_ms: Option<f64>,
 }
 
-struct Validated {
+pub(super) struct Validated {
     /// Position in the request's array.
-    index: usize,
-    time_ms: i64,
-    kind: String,
-    event: Event,
+    pub(super) index: usize,
+    pub(super) time_ms: i64,
+    pub(super) kind: String,
+    pub(super) event: Event,
     /// The platform log line this event renders to, if any.
-    platform_line: Option<(String, Level, Option<String>)>,
+    pub(super) platform_line: Option<(String, Level, Option<String>)>,
 }
 
 fn str_field(obj: &Map<String, Value>, key: &str) -> Option<String> {
@@ -169,7 +177,7 @@ fn validate_report(record: &Value) -> Result<Report, Rejection> {
     })
 }
 
-fn fmt_ms(v: f64) -> String {
+pub(super) fn fmt_ms(v: f64) -> String {
     format!("{v:.2}")
 }
 
@@ -407,6 +415,15 @@ pub fn decode(body: &[u8], ctx: &LambdaContext) -> Result<Decoded, DecodeError> 
         }
     }
 
+    Ok(assemble(events, rejected, ctx))
+}
+
+/// Turns validated events, in order, into invocations, log lines and metric points.
+pub(super) fn assemble(
+    events: Vec<Validated>,
+    mut rejected: Vec<Rejection>,
+    ctx: &LambdaContext,
+) -> Decoded {
     // The version: the request's, else the records' own, else $LATEST.
     let records_version = events.iter().find_map(|e| match &e.event {
         Event::Start {
@@ -432,6 +449,7 @@ pub fn decode(body: &[u8], ctx: &LambdaContext) -> Result<Decoded, DecodeError> 
     let mut batch = Batch::default();
     let mut starts: HashMap<String, i64> = HashMap::new();
     let mut runtime_errors: HashMap<String, String> = HashMap::new();
+    let mut failures: HashMap<String, (Status, Option<String>)> = HashMap::new();
     // Init phase seen in this batch, waiting for the invocation it precedes.
     let mut pending_init: Option<InitInfo> = None;
     let mut cold: HashMap<String, InitInfo> = HashMap::new();
@@ -506,7 +524,20 @@ pub fn decode(body: &[u8], ctx: &LambdaContext) -> Result<Decoded, DecodeError> 
                     runtime_errors.insert(id, e);
                 }
             }
-            Event::Report(r) => {
+            Event::Failed {
+                request_id,
+                status,
+                error_type,
+            } => {
+                failures.insert(request_id, (status, error_type));
+            }
+            Event::Report(mut r) => {
+                if let Some((status, error_type)) = failures.remove(&r.request_id)
+                    && r.status == Status::Success
+                {
+                    r.status = status;
+                    r.error_type = r.error_type.or(error_type);
+                }
                 let init = cold.remove(&r.request_id);
                 let ts_ms = starts
                     .get(&r.request_id)
@@ -581,7 +612,7 @@ pub fn decode(body: &[u8], ctx: &LambdaContext) -> Result<Decoded, DecodeError> 
             Event::Other => {}
         }
     }
-    Ok(Decoded { batch, rejected })
+    Decoded { batch, rejected }
 }
 
 #[cfg(test)]

@@ -549,3 +549,142 @@ async fn malformed_bodies_get_a_4xx_and_store_nothing() {
     assert_eq!(hits[0]["function"], "good-fn");
     server.stop();
 }
+
+/// An OTLP/JSON metrics export of one resource: `(name, kind, temporality, ts_ms, value)`
+/// points, where a histogram's value is `(count, sum in seconds)`.
+fn metrics_export(
+    function: &str,
+    instance: &str,
+    points: &[(&str, i32, i64, f64, f64)],
+) -> Vec<u8> {
+    let metrics: Vec<Value> = points
+        .iter()
+        .map(|&(name, temporality, ts_ms, a, b)| {
+            let ts = (ts_ms as u64 * 1_000_000).to_string();
+            if name == "faas.invoke_duration" {
+                json!({"name": name, "unit": "s", "histogram": {"aggregationTemporality": temporality,
+                    "dataPoints": [{"timeUnixNano": ts, "count": (a as u64).to_string(), "sum": b,
+                        "bucketCounts": [(a as u64).to_string(), "0"], "explicitBounds": [10.0]}]}})
+            } else {
+                json!({"name": name, "sum": {"aggregationTemporality": temporality, "isMonotonic": true,
+                    "dataPoints": [{"timeUnixNano": ts, "asInt": (a as i64).to_string()}]}})
+            }
+        })
+        .collect();
+    json!({"resourceMetrics": [{
+        "resource": {"attributes": [
+            {"key": "faas.name", "value": {"stringValue": function}},
+            {"key": "faas.instance", "value": {"stringValue": instance}}]},
+        "scopeMetrics": [{"scope": {"name": "test"}, "metrics": metrics}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faas_metrics_feed_lambda_metrics_where_invocation_rows_are_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let t0 = 1_764_000_000_000 - 1_764_000_000_000 % 60_000; // a minute boundary
+    let (cum, delta) = (2, 1);
+    let exports = [
+        // Instance a: cumulative, over two minutes.
+        metrics_export(
+            "otel-only",
+            "a",
+            &[
+                ("faas.invocations", cum, t0 + 10_000, 3.0, 0.0),
+                ("faas.errors", cum, t0 + 10_000, 1.0, 0.0),
+                ("faas.invoke_duration", cum, t0 + 10_000, 3.0, 0.3),
+            ],
+        ),
+        metrics_export(
+            "otel-only",
+            "a",
+            &[
+                ("faas.invocations", cum, t0 + 70_000, 7.0, 0.0),
+                ("faas.errors", cum, t0 + 70_000, 1.0, 0.0),
+                ("faas.invoke_duration", cum, t0 + 70_000, 7.0, 1.1),
+            ],
+        ),
+        // A new execution environment (a new instance) starts its series from zero.
+        metrics_export(
+            "otel-only",
+            "a2",
+            &[
+                ("faas.invocations", cum, t0 + 130_000, 2.0, 0.0),
+                ("faas.errors", cum, t0 + 130_000, 1.0, 0.0),
+            ],
+        ),
+        // Instance b: its own cumulative series.
+        metrics_export(
+            "otel-only",
+            "b",
+            &[("faas.invocations", cum, t0 + 80_000, 5.0, 0.0)],
+        ),
+        // Delta temporality: each point is a count of its own.
+        metrics_export(
+            "otel-delta",
+            "c",
+            &[
+                ("faas.invocations", delta, t0 + 5_000, 2.0, 0.0),
+                ("faas.invocations", delta, t0 + 35_000, 3.0, 0.0),
+            ],
+        ),
+        // A function that also sends invocation rows: those win.
+        metrics_export(
+            "both",
+            "d",
+            &[("faas.invocations", cum, t0 + 5_000, 40.0, 0.0)],
+        ),
+    ];
+    for body in exports {
+        let (status, answer, _) = post(
+            &server,
+            "/v1/metrics",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    let t = |ms: i64| fnlens_model::format_ts_ms(ms);
+    let report = json!([{"time": t(t0 + 5_000), "type": "platform.report", "record": {"requestId": "both-1",
+        "metrics": {"durationMs": 10.0, "billedDurationMs": 10, "memorySizeMB": 128, "maxMemoryUsedMB": 50}}}]);
+    let (status, body) =
+        common::post_lambda(&server, "both", "", report.to_string().into_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+
+    let rows = sql(
+        &server,
+        "SELECT function, CAST(date_part('epoch', minute) AS BIGINT) AS minute_s, invocations, errors, \
+         round(error_rate, 3) AS error_rate, round(duration_avg_ms, 3) AS duration_avg_ms \
+         FROM lambda_metrics ORDER BY function, minute_s",
+    )
+    .await;
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} +{}m inv={} err={} rate={} avg={}",
+                r["function"],
+                (r["minute_s"].as_i64().unwrap() * 1000 - t0) / 60_000,
+                r["invocations"],
+                r["errors"],
+                r["error_rate"],
+                r["duration_avg_ms"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "\"both\" +0m inv=1 err=0 rate=0.0 avg=10.0",
+            "\"otel-delta\" +0m inv=5 err=0 rate=0.0 avg=null",
+            "\"otel-only\" +0m inv=3 err=1 rate=0.333 avg=100.0",
+            "\"otel-only\" +1m inv=9 err=0 rate=0.0 avg=200.0",
+            "\"otel-only\" +2m inv=2 err=1 rate=0.5 avg=null",
+        ],
+        "{rows:?}"
+    );
+    server.stop();
+}

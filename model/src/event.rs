@@ -208,6 +208,11 @@ pub struct MetricPoint {
     /// Dimension (EMF) or attribute (OTLP) names and values.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dimensions: std::collections::BTreeMap<String, String>,
+    /// OTLP's aggregation temporality of a sum or histogram: `cumulative` (the value counts
+    /// everything since the series started) or `delta` (since the previous point); absent for
+    /// gauges and EMF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporality: Option<String>,
 }
 
 impl MetricPoint {
@@ -230,6 +235,7 @@ impl MetricPoint {
             version: None,
             request_id: None,
             dimensions: Default::default(),
+            temporality: None,
         }
     }
 }

@@ -137,6 +137,8 @@ pub fn metrics_schema() -> SchemaRef {
                 Field::new("version", DataType::Utf8, true),
                 Field::new("request_id", DataType::Utf8, true),
                 Field::new("dimensions", map_type, true),
+                // Added after the first release: files written before lack it (read as null).
+                Field::new("temporality", DataType::Utf8, true),
             ]))
         })
         .clone()
@@ -161,6 +163,7 @@ pub fn metrics_to_record_batch(rows: &[MetricPoint]) -> Result<RecordBatch, Arro
     let mut version = StringBuilder::new();
     let mut request_id = StringBuilder::new();
     let mut dimensions = dimensions_builder();
+    let mut temporality = StringBuilder::new();
     for r in rows {
         ts.append_value(r.ts_ms);
         namespace.append_value(&r.namespace);
@@ -189,6 +192,7 @@ pub fn metrics_to_record_batch(rows: &[MetricPoint]) -> Result<RecordBatch, Arro
             dimensions.values().append_value(v);
         }
         dimensions.append(true)?;
+        temporality.append_option(r.temporality.as_deref());
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(ts.finish()),
@@ -207,6 +211,7 @@ pub fn metrics_to_record_batch(rows: &[MetricPoint]) -> Result<RecordBatch, Arro
         Arc::new(version.finish()),
         Arc::new(request_id.finish()),
         Arc::new(dimensions.finish()),
+        Arc::new(temporality.finish()),
     ];
     RecordBatch::try_new(metrics_schema(), columns)
 }

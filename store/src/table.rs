@@ -398,7 +398,7 @@ impl TableStore {
                 .with_batch_size(64 * 1024)
                 .build()?;
             for b in reader {
-                batches.push(b?);
+                batches.push(to_schema(&b?, &self.spec.schema)?);
             }
         }
         let all = concat_batches(&self.spec.schema, &batches)?;
@@ -635,6 +635,31 @@ fn write_parquet_atomically(path: &Path, batches: &[RecordBatch]) -> Result<u64,
     Ok(bytes)
 }
 
+/// A batch read from a file written by an earlier version, in the current schema: columns
+/// found by name, columns added since (all nullable) filled with nulls.
+fn to_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, StoreError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(c) if c.data_type() == field.data_type() => Ok(c.clone()),
+            Some(c) => Ok(arrow::compute::cast(c, field.data_type())?),
+            None if field.is_nullable() => Ok(arrow::array::new_null_array(
+                field.data_type(),
+                batch.num_rows(),
+            )),
+            None => Err(StoreError::Corrupt(format!(
+                "a Parquet file lacks the required column {}",
+                field.name()
+            ))),
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -869,5 +894,31 @@ mod tests {
         );
         assert_eq!(parse_file_name("inv", "met-1.parquet"), None);
         assert_eq!(parse_file_name("inv", "inv-1.parquet.tmp"), None);
+    }
+
+    #[test]
+    fn files_of_an_earlier_schema_are_read_with_nulls_for_new_columns() {
+        let full = fnlens_model::metrics_schema();
+        let mut point = fnlens_model::MetricPoint::gauge(5, "ns", "m", "Count", 1.0);
+        point.temporality = Some("delta".into());
+        let batch = fnlens_model::metrics_to_record_batch(&[point]).unwrap();
+        let old_fields: Vec<_> = full
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "temporality")
+            .cloned()
+            .collect();
+        let old_schema = Arc::new(arrow::datatypes::Schema::new(old_fields));
+        let old = batch
+            .project(&(0..full.fields().len() - 1).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(old.schema().fields(), old_schema.fields());
+        let adapted = to_schema(&old, &full).unwrap();
+        assert_eq!(adapted.schema(), full);
+        assert_eq!(
+            adapted.column_by_name("temporality").unwrap().null_count(),
+            1
+        );
+        assert_eq!(to_schema(&batch, &full).unwrap(), batch);
     }
 }

@@ -125,10 +125,13 @@ fn dimension_value(v: Option<&AnyValue>) -> String {
     }
 }
 
-/// Who the resource is: the function (`faas.name`, else `service.name`) and its version.
+/// Who the resource is: the function (`faas.name`, else `service.name`), its version, and the
+/// instance (`faas.instance`, else `service.instance.id`) that tells one execution environment's
+/// cumulative series from another's.
 struct Source {
     function: Result<String, String>,
     version: String,
+    instance: Option<(&'static str, String)>,
 }
 
 fn source(resource: Option<&Resource>) -> Source {
@@ -141,11 +144,15 @@ fn source(resource: Option<&Resource>) -> Source {
                 None => Ok(name.to_owned()),
             },
         };
+    let instance = ["faas.instance", "service.instance.id"]
+        .into_iter()
+        .find_map(|key| string_attr(attrs, key).map(|v| (key, v.to_owned())));
     Source {
         function,
         version: string_attr(attrs, "faas.version")
             .unwrap_or(DEFAULT_VERSION)
             .to_owned(),
+        instance,
     }
 }
 
@@ -286,6 +293,7 @@ pub fn decode_metrics(
         let src = source(resource_metrics.resource.as_ref());
         let function = src.function.ok();
         let version = function.as_ref().map(|_| src.version.clone());
+        let instance = src.instance;
         for scope_metrics in &resource_metrics.scope_metrics {
             let namespace = match scope_metrics.scope.as_ref().map(|s| s.name.as_str()) {
                 Some(name) if !name.is_empty() => name,
@@ -312,10 +320,15 @@ pub fn decode_metrics(
                     function: function.clone(),
                     version: version.clone(),
                     request_id: None,
-                    dimensions: dims
+                    dimensions: instance
                         .iter()
-                        .map(|kv| (kv.key.clone(), dimension_value(kv.value.as_ref())))
+                        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                        .chain(
+                            dims.iter()
+                                .map(|kv| (kv.key.clone(), dimension_value(kv.value.as_ref()))),
+                        )
                         .collect::<BTreeMap<_, _>>(),
+                    temporality: None,
                 };
                 let bad = |index: usize, detail: String| Rejection {
                     index,
@@ -352,6 +365,7 @@ pub fn decode_metrics(
                                     let mut mp =
                                         point(p.time_unix_nano, MetricKind::Sum, &p.attributes);
                                     mp.value = Some(v);
+                                    mp.temporality = temporality(s.aggregation_temporality);
                                     batch.metrics.push(mp);
                                 }
                                 None => rejected.push(bad(
@@ -383,6 +397,7 @@ pub fn decode_metrics(
                                 mp.sum = p.sum;
                                 mp.min = p.min;
                                 mp.max = p.max;
+                                mp.temporality = temporality(h.aggregation_temporality);
                                 mp.bucket_bounds.clone_from(&p.explicit_bounds);
                                 mp.bucket_counts.clone_from(&p.bucket_counts);
                                 batch.metrics.push(mp);
@@ -398,6 +413,7 @@ pub fn decode_metrics(
                             mp.sum = p.sum;
                             mp.min = p.min;
                             mp.max = p.max;
+                            mp.temporality = temporality(h.aggregation_temporality);
                             let (bounds, counts) = exponential_buckets(p);
                             mp.bucket_bounds = bounds;
                             mp.bucket_counts = counts;
@@ -429,6 +445,15 @@ pub fn decode_metrics(
         }
     }
     Ok(Decoded { batch, rejected })
+}
+
+/// OTLP's `AggregationTemporality`: 1 delta, 2 cumulative, 0 unspecified.
+fn temporality(t: i32) -> Option<String> {
+    match t {
+        1 => Some("delta".to_owned()),
+        2 => Some("cumulative".to_owned()),
+        _ => None,
+    }
 }
 
 fn number(v: Option<number_data_point::Value>) -> Option<f64> {

@@ -688,3 +688,57 @@ async fn faas_metrics_feed_lambda_metrics_where_invocation_rows_are_absent() {
     );
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn powertools_stdout_through_cloudwatch_keeps_its_keys_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let body = fixture("powertools/stdout.ndjson");
+    let lines = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    let (status, answer, _) = post(
+        &server,
+        "/api/v1/ingest/cloudwatch?function=pt",
+        &[("content-type", "text/plain")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let answer = json_of(&answer);
+    assert_eq!(answer["rejected"], 0, "{answer}");
+    assert_eq!(answer["logs"], lines, "{answer}");
+    assert!(
+        answer["metrics"].as_u64().unwrap() > 0,
+        "the EMF lines: {answer}"
+    );
+    eventually("Powertools lines searchable", || async {
+        search(&server, "function:pt", 0).await.0 == lines
+    })
+    .await;
+    for (q, want) in [
+        ("attributes.cold_start:true", 4),
+        (
+            "attributes.xray_trace_id:\"1-6b087675-9fcb59a57b69539aaab9f6fa\"",
+            4,
+        ),
+        (
+            "attributes.function_request_id:\"364401cd-eec7-4181-938d-d9cc550d7d6b\" AND level:ERROR",
+            1,
+        ),
+        ("attributes.exception_name:InventoryUnavailable", 1),
+        ("attributes.exception:\"inventory service returned 503\"", 1),
+        ("attributes.service:checkout", lines),
+    ] {
+        let (total, hits) = search(&server, q, 1).await;
+        assert_eq!(total, want, "{q}: {hits:?}");
+    }
+    // Powertools' request id is the line's request id too.
+    let (_, hits) = search(&server, "\"stock reservation failed\"", 1).await;
+    assert_eq!(
+        hits[0]["request_id"],
+        "364401cd-eec7-4181-938d-d9cc550d7d6b"
+    );
+    server.stop();
+}

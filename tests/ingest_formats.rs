@@ -388,6 +388,9 @@ async fn stored(server: &Server) -> (u64, u64, u64) {
     )
 }
 
+/// A malformed request: path, headers, body, the status expected and a word of its answer.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_a_4xx_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -403,7 +406,7 @@ async fn malformed_bodies_get_a_4xx_and_store_nothing() {
         ("X-Amz-Firehose-Access-Key", FIREHOSE_KEY),
     ];
     let bomb = gzip(&vec![b'a'; 17 << 20]);
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "/v1/logs",
             vec![("content-type", "application/x-protobuf")],
@@ -584,7 +587,8 @@ fn metrics_export(
 async fn faas_metrics_feed_lambda_metrics_where_invocation_rows_are_absent() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
-    let t0 = 1_764_000_000_000 - 1_764_000_000_000 % 60_000; // a minute boundary
+    let t0: i64 = 1_764_000_000_000; // a minute boundary
+    assert_eq!(t0 % 60_000, 0);
     let (cum, delta) = (2, 1);
     let exports = [
         // Instance a: cumulative, over two minutes.

@@ -251,13 +251,16 @@ pub(crate) async fn cloudwatch(
 /// hour (Firehose retries for at most two) and only in memory.
 #[derive(Default)]
 pub(crate) struct FirehoseDedup {
-    seen: Mutex<HashMap<String, (Instant, Arc<tokio::sync::Mutex<bool>>)>>,
+    seen: Mutex<HashMap<String, (Instant, Delivery)>>,
 }
+
+/// One delivery's outcome: `true` once stored. Its lock is held while it is being stored.
+type Delivery = Arc<tokio::sync::Mutex<bool>>;
 
 const DEDUP_TTL: Duration = Duration::from_secs(3600);
 
 impl FirehoseDedup {
-    fn entry(&self, request_id: &str) -> Arc<tokio::sync::Mutex<bool>> {
+    fn entry(&self, request_id: &str) -> Delivery {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() > 10_000 {
             seen.retain(|_, (at, _)| at.elapsed() < DEDUP_TTL);

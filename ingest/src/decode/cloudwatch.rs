@@ -353,9 +353,10 @@ fn event_lines(message: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Decodes the events of one log stream. Events without a time take the last time seen
-/// (platform lines of plain text carry none), the first ones the first time seen, and a stream
-/// with no time at all `now_ms`.
+/// Decodes the events of one log stream. Events without a time (platform lines of plain text
+/// carry none) take the last time seen, except START and INIT_START, which take the next one
+/// (they open what follows); the first ones take the first time seen, and a stream with no time
+/// at all `now_ms`.
 pub fn decode_events(events: &[StreamEvent<'_>], ctx: &LambdaContext, now_ms: i64) -> Decoded {
     let own_time = |e: &StreamEvent<'_>| {
         e.ts_ms.or_else(|| {
@@ -366,12 +367,24 @@ pub fn decode_events(events: &[StreamEvent<'_>], ctx: &LambdaContext, now_ms: i6
         })
     };
     let times: Vec<Option<i64>> = events.iter().map(own_time).collect();
+    // The next time seen from each event on: START and INIT_START open what follows them.
+    let mut next_times = vec![None; times.len()];
+    let mut next = None;
+    for (i, t) in times.iter().enumerate().rev() {
+        next = t.or(next);
+        next_times[i] = next;
+    }
     let mut last = times.iter().flatten().next().copied().unwrap_or(now_ms);
     let mut state = LineState::default();
     let mut validated = Vec::with_capacity(events.len());
     let mut rejected = Vec::new();
     for (index, (event, time)) in events.iter().zip(times).enumerate() {
-        let time_ms = time.unwrap_or(last);
+        let opens = matches!(platform_word(event.message), Some("START" | "INIT_START"));
+        let time_ms = match time {
+            Some(t) => t,
+            None if opens => next_times[index].unwrap_or(last),
+            None => last,
+        };
         last = time_ms;
         for line in event_lines(event.message) {
             if line.trim().is_empty() {

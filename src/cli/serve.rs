@@ -241,7 +241,7 @@ mod tests {
         let file = dir.path().join("fnlens.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 1024\nretention = \"36h\"\nsql_memory_limit = \"256MiB\"\nsql_timeout = \"5s\"\n",
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 1024\nretention = \"36h\"\nsql_memory_limit = \"256MiB\"\nsql_timeout = \"5s\"\nfirehose_access_key = \"from-file\"\n",
         )
         .unwrap();
         let file = file.to_string_lossy().into_owned();
@@ -252,8 +252,18 @@ mod tests {
         assert_eq!(s.pipeline.retention, Some(Duration::from_secs(36 * 3600)));
         assert_eq!(s.web.sql.memory_bytes, 256 << 20);
         assert_eq!(s.web.sql.timeout, Duration::from_secs(5));
-        let s = settings(&parse(&["--config", &file, "--sql-memory-limit", "2GiB"])).unwrap();
+        assert_eq!(s.web.firehose_access_key.as_deref(), Some("from-file"));
+        let s = settings(&parse(&[
+            "--config",
+            &file,
+            "--sql-memory-limit",
+            "2GiB",
+            "--firehose-access-key",
+            "from-flag",
+        ]))
+        .unwrap();
         assert_eq!(s.web.sql.memory_bytes, 2 << 30);
+        assert_eq!(s.web.firehose_access_key.as_deref(), Some("from-flag"));
 
         let s = settings(&parse(&[])).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:7070");

@@ -399,6 +399,18 @@ mod tests {
         assert!(!same_secret(b"", b"a"));
     }
 
+    #[test]
+    fn overload_is_a_retryable_503_in_otlp_shape() {
+        let e = ApiError::from(fnlens_ingest::IngestError::Overloaded);
+        let r = otlp_error(e, Encoding::Json);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let r = ApiError::from(fnlens_ingest::IngestError::Overloaded).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+
     #[tokio::test]
     async fn dedup_hands_out_one_entry_per_id() {
         let d = FirehoseDedup::default();

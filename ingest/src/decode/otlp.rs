@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{self as metric_points, metric, number_data_point};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::{Map, Value};
@@ -341,31 +341,20 @@ pub fn decode_metrics(
                         rejected.push(bad(index, format!("metric {:?} has no data", m.name)));
                         index += 1;
                     }
-                    Some(metric::Data::Gauge(g)) => {
-                        for p in &g.data_points {
-                            match number(p.value) {
-                                Some(v) => {
-                                    let mut mp =
-                                        point(p.time_unix_nano, MetricKind::Gauge, &p.attributes);
-                                    mp.value = Some(v);
-                                    batch.metrics.push(mp);
-                                }
-                                None => rejected.push(bad(
-                                    index,
-                                    format!("a data point of {:?} has no value", m.name),
-                                )),
+                    Some(metric::Data::Gauge(metric_points::Gauge { data_points, .. }))
+                    | Some(metric::Data::Sum(metric_points::Sum { data_points, .. })) => {
+                        let (kind, temporality) = match &m.data {
+                            Some(metric::Data::Sum(s)) => {
+                                (MetricKind::Sum, temporality(s.aggregation_temporality))
                             }
-                            index += 1;
-                        }
-                    }
-                    Some(metric::Data::Sum(s)) => {
-                        for p in &s.data_points {
+                            _ => (MetricKind::Gauge, None),
+                        };
+                        for p in data_points {
                             match number(p.value) {
                                 Some(v) => {
-                                    let mut mp =
-                                        point(p.time_unix_nano, MetricKind::Sum, &p.attributes);
+                                    let mut mp = point(p.time_unix_nano, kind, &p.attributes);
                                     mp.value = Some(v);
-                                    mp.temporality = temporality(s.aggregation_temporality);
+                                    mp.temporality.clone_from(&temporality);
                                     batch.metrics.push(mp);
                                 }
                                 None => rejected.push(bad(

@@ -48,9 +48,19 @@ const PLATFORM_WORDS: &[&str] = &[
     "RUNTIME_DONE",
 ];
 
+/// The platform word a line starts with, when the line has that platform line's shape
+/// (`START RequestId: ...`, `XRAY TraceId: ...`, `INIT_START Runtime Version: ...`): a function
+/// that logs "REPORT ready" writes a runtime line, not a REPORT.
 fn platform_word(line: &str) -> Option<&'static str> {
-    let first = line.split_ascii_whitespace().next()?;
-    PLATFORM_WORDS.iter().copied().find(|w| *w == first)
+    let mut tokens = line.split_ascii_whitespace();
+    let first = tokens.next()?;
+    let word = PLATFORM_WORDS.iter().copied().find(|w| *w == first)?;
+    let shaped = match word {
+        "START" | "END" | "REPORT" => tokens.next() == Some("RequestId:"),
+        "XRAY" => tokens.next() == Some("TraceId:"),
+        _ => tokens.take(3).any(|t| t.ends_with(':')),
+    };
+    shaped.then_some(word)
 }
 
 /// `Key: value` pairs of a platform line, keys of several words joined by one space, units
@@ -186,7 +196,8 @@ fn parse_line(
     state: &mut LineState,
     out: &mut Vec<Validated>,
 ) -> Result<(), Rejection> {
-    let (time_ms, rest) = leading_time(line).unwrap_or((time_ms, line));
+    let lead = leading_time(line);
+    let (time_ms, rest) = lead.unwrap_or((time_ms, line));
     let platform = |kind: &str, event: Event, level: Level, id: Option<String>| Validated {
         index: 0,
         time_ms,
@@ -194,7 +205,8 @@ fn parse_line(
         event,
         platform_line: Some((rest.trim_end().to_owned(), level, id)),
     };
-    if let Some(id) = timed_out(rest) {
+    // The old timeout line always starts with its time.
+    if let Some(id) = lead.and_then(|_| timed_out(rest)) {
         out.push(platform(
             "platform.log",
             Event::Other,
@@ -814,6 +826,18 @@ mod tests {
         assert_eq!(r.detail, "Duration \"4x.84\" is not a number");
         let d = text("REPORT RequestId: r1\tDuration: 1 ms");
         assert_eq!(d.rejected[0].detail, "REPORT line has no Billed Duration");
+    }
+
+    #[test]
+    fn lines_that_only_begin_like_platform_lines_are_runtime_lines() {
+        let d = text(
+            "REPORT ready for customer 42\nSTART the engine\nbusy Task timed out after 3 seconds\nEND",
+        );
+        assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+        assert!(d.batch.invocations.is_empty());
+        assert_eq!(d.batch.logs.len(), 4);
+        assert!(d.batch.logs.iter().all(|l| l.source == LogSource::Function));
+        assert!(d.batch.logs.iter().all(|l| l.level == Level::Info));
     }
 
     #[test]

@@ -300,36 +300,41 @@ pub fn decode_metrics(
                 _ => "otlp",
             };
             for m in &scope_metrics.metrics {
-                let point = |ts_nanos: u64, kind: MetricKind, dims: &[KeyValue]| MetricPoint {
-                    ts_ms: if ts_nanos == 0 {
+                let point = |ts_nanos: u64, kind: MetricKind, dims: &[KeyValue]| {
+                    let ts_ms = if ts_nanos == 0 {
                         now_ms
                     } else {
                         nanos_to_ms(ts_nanos)
-                    },
-                    namespace: namespace.to_owned(),
-                    name: m.name.clone(),
-                    unit: m.unit.clone(),
-                    kind,
-                    value: None,
-                    count: None,
-                    sum: None,
-                    min: None,
-                    max: None,
-                    bucket_bounds: Vec::new(),
-                    bucket_counts: Vec::new(),
-                    function: function.clone(),
-                    version: version.clone(),
-                    request_id: None,
-                    dimensions: instance
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                        .chain(
-                            dims.iter()
-                                .map(|kv| (kv.key.clone(), dimension_value(kv.value.as_ref()))),
-                        )
-                        .collect::<BTreeMap<_, _>>(),
-                    temporality: None,
+                    };
+                    MetricPoint {
+                        kind,
+                        value: None,
+                        function: function.clone(),
+                        version: version.clone(),
+                        dimensions: instance
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                            .chain(
+                                dims.iter()
+                                    .map(|kv| (kv.key.clone(), dimension_value(kv.value.as_ref()))),
+                            )
+                            .collect::<BTreeMap<_, _>>(),
+                        ..MetricPoint::gauge(ts_ms, namespace, &m.name, &m.unit, 0.0)
+                    }
                 };
+                // A histogram's point: count, sum, min and max; the buckets are the caller's.
+                let histogram =
+                    |ts_nanos: u64,
+                     dims: &[KeyValue],
+                     (count, sum, min, max): (u64, Option<f64>, Option<f64>, Option<f64>),
+                     temporality: Option<String>| MetricPoint {
+                        count: Some(count),
+                        sum,
+                        min,
+                        max,
+                        temporality,
+                        ..point(ts_nanos, MetricKind::Histogram, dims)
+                    };
                 let bad = |index: usize, detail: String| Rejection {
                     index,
                     event_type: Some(m.name.clone()),
@@ -380,13 +385,12 @@ pub fn decode_metrics(
                                     ),
                                 ));
                             } else {
-                                let mut mp =
-                                    point(p.time_unix_nano, MetricKind::Histogram, &p.attributes);
-                                mp.count = Some(p.count);
-                                mp.sum = p.sum;
-                                mp.min = p.min;
-                                mp.max = p.max;
-                                mp.temporality = temporality(h.aggregation_temporality);
+                                let mut mp = histogram(
+                                    p.time_unix_nano,
+                                    &p.attributes,
+                                    (p.count, p.sum, p.min, p.max),
+                                    temporality(h.aggregation_temporality),
+                                );
                                 mp.bucket_bounds.clone_from(&p.explicit_bounds);
                                 mp.bucket_counts.clone_from(&p.bucket_counts);
                                 batch.metrics.push(mp);
@@ -396,13 +400,12 @@ pub fn decode_metrics(
                     }
                     Some(metric::Data::ExponentialHistogram(h)) => {
                         for p in &h.data_points {
-                            let mut mp =
-                                point(p.time_unix_nano, MetricKind::Histogram, &p.attributes);
-                            mp.count = Some(p.count);
-                            mp.sum = p.sum;
-                            mp.min = p.min;
-                            mp.max = p.max;
-                            mp.temporality = temporality(h.aggregation_temporality);
+                            let mut mp = histogram(
+                                p.time_unix_nano,
+                                &p.attributes,
+                                (p.count, p.sum, p.min, p.max),
+                                temporality(h.aggregation_temporality),
+                            );
                             let (bounds, counts) = exponential_buckets(p);
                             mp.bucket_bounds = bounds;
                             mp.bucket_counts = counts;
@@ -412,11 +415,12 @@ pub fn decode_metrics(
                     }
                     Some(metric::Data::Summary(s)) => {
                         for p in &s.data_points {
-                            let mut mp =
-                                point(p.time_unix_nano, MetricKind::Histogram, &p.attributes);
-                            mp.count = Some(p.count);
-                            mp.sum = Some(p.sum);
-                            batch.metrics.push(mp);
+                            batch.metrics.push(histogram(
+                                p.time_unix_nano,
+                                &p.attributes,
+                                (p.count, Some(p.sum), None, None),
+                                None,
+                            ));
                             // Quantiles as gauges, one per quantile, as Prometheus does.
                             for q in &p.quantile_values {
                                 let mut g =

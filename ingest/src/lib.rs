@@ -9,5 +9,5 @@ pub mod simulate;
 pub mod stats;
 
 pub use decode::{DecodeError, Decoded, Rejection};
-pub use pipeline::{IngestError, Ingested, Pipeline, PipelineConfig, Stores};
+pub use pipeline::{IngestError, Ingested, Observer, Pipeline, PipelineConfig, Stores};
 pub use stats::IngestStats;

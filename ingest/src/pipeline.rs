@@ -4,8 +4,13 @@
 //! handler ──Append──▶ WAL thread ──Durable (LSN order)──▶ applier thread ──Frozen──▶ flusher thread
 //!   ▲  (group commit: one fsync per group)    │ tantivy add / Arrow append      │ Parquet + CHECKPOINT
 //!   └────────────── ack (after apply) ◀───────┘ commit + reload every tick       │ compaction
-//!                                              └─▶ subscribers (broadcast, in LSN order)
+//!                                              ├─▶ observers (called in LSN order, lossless)
+//!                                              └─▶ subscribers (broadcast, in LSN order, lossy)
 //! ```
+//!
+//! Observers are called on the applier thread with every applied batch, before its request is
+//! acknowledged: the alert engine counts every invocation this way. They must only queue work.
+//! Subscribers get the batch through a bounded broadcast channel and may lag (the live tail).
 //!
 //! A request is acknowledged after its WAL frame is fsynced and its events are applied to the
 //! in-memory side of every store (the log index, the invocations and metrics tables), so it is
@@ -15,7 +20,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -89,6 +94,9 @@ pub struct Ingested {
     pub batch: Arc<Batch>,
 }
 
+/// A function called with every applied batch, in LSN order, before the batch is acknowledged.
+pub type Observer = Arc<dyn Fn(Lsn, &Batch) + Send + Sync>;
+
 /// The stores, for readers.
 #[derive(Clone)]
 pub struct Stores {
@@ -160,6 +168,8 @@ pub struct Pipeline {
     stores: Stores,
     stats: Arc<IngestStats>,
     events: broadcast::Sender<Arc<Ingested>>,
+    /// Called with every applied batch (see [`Observer`]).
+    observers: Arc<RwLock<Vec<Observer>>>,
     /// The LSN of the last batch sent to subscribers.
     published: Arc<AtomicU64>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -265,6 +275,7 @@ impl Pipeline {
         let stats = Arc::new(IngestStats::default());
         let (events, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
         let published = Arc::new(AtomicU64::new(last));
+        let observers: Arc<RwLock<Vec<Observer>>> = Arc::default();
         let (flush_tx, flush_rx) = std::sync::mpsc::channel();
         let flusher = {
             let tables = tables.clone();
@@ -278,6 +289,7 @@ impl Pipeline {
             tables: tables.clone(),
             truncator,
             events: events.clone(),
+            observers: observers.clone(),
             published: published.clone(),
             stats: stats.clone(),
             flush_tx,
@@ -300,6 +312,7 @@ impl Pipeline {
             },
             stats,
             events,
+            observers,
             published,
             threads: Mutex::new(vec![wal_thread, applier]),
             _data_dir: data_dir,
@@ -334,7 +347,18 @@ impl Pipeline {
         rx.await.map_err(|_| IngestError::ShuttingDown)?
     }
 
-    /// Every batch applied from now on, in LSN order.
+    /// Calls `observer` with every batch applied from now on, in LSN order, on the applier
+    /// thread and before the batch is acknowledged: nothing is missed, and the observer must
+    /// be quick (queue the work, do it elsewhere).
+    pub fn observe(&self, observer: Observer) {
+        self.observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
+    }
+
+    /// Every batch applied from now on, in LSN order. A subscriber that falls more than
+    /// 8,192 batches behind is told it lagged: use [`Pipeline::observe`] to miss nothing.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Ingested>> {
         self.events.subscribe()
     }
@@ -380,6 +404,7 @@ struct Applier {
     tables: Tables,
     truncator: WalTruncator,
     events: broadcast::Sender<Arc<Ingested>>,
+    observers: Arc<RwLock<Vec<Observer>>>,
     published: Arc<AtomicU64>,
     stats: Arc<IngestStats>,
     flush_tx: std::sync::mpsc::Sender<(Arc<TableStore>, Arc<Frozen>)>,
@@ -456,6 +481,14 @@ impl Applier {
         match result {
             Ok(()) => {
                 self.stats.record_applied(batch);
+                for observer in self
+                    .observers
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    observer(lsn, batch);
+                }
                 let _ = self.events.send(Arc::new(Ingested {
                     lsn,
                     batch: batch.clone(),
@@ -649,6 +682,42 @@ mod tests {
             .await
             .unwrap();
         assert!(lsn > 5, "lsns keep growing across restarts: {lsn}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn observers_see_every_batch_before_its_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let p = Arc::new(Pipeline::open(config(dir.path())).unwrap());
+        let seen: Arc<Mutex<Vec<Lsn>>> = Arc::default();
+        let sink = seen.clone();
+        p.observe(Arc::new(move |lsn, _batch| sink.lock().unwrap().push(lsn)));
+        // More batches, sent at once, than a subscriber's channel holds.
+        let n = 9000;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    p.ingest(Batch {
+                        logs: vec![line(now + i, "m")],
+                        ..Batch::default()
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            let lsn = t.await.unwrap();
+            // Acknowledged means observed.
+            assert!(seen.lock().unwrap().contains(&lsn));
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), n as usize);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+        tokio::task::spawn_blocking(move || p.shutdown())
+            .await
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,8 @@ pub(crate) enum BenchCommand {
     /// Ingest throughput per wire format (Telemetry, OTLP protobuf and JSON, CloudWatch text)
     /// against a running server.
     Formats(super::bench_formats::FormatsArgs),
+    /// Time from the acknowledgement of a batch that tips an alert rule to its webhook.
+    Alerts(super::bench_alerts::AlertsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,10 +114,11 @@ pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Flatten(args) => flatten(args),
         BenchCommand::SqlData(args) => super::bench_sql::run(args),
         BenchCommand::Formats(args) => super::bench_formats::run(args).await,
+        BenchCommand::Alerts(args) => super::bench_alerts::run(args).await,
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

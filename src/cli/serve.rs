@@ -20,7 +20,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FNLENS_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// A TOML file with any of: listen, data_dir, max_body_bytes, commit_interval_ms,
-    /// flush_interval_secs, retention, sql_memory_limit, sql_timeout, firehose_access_key.
+    /// flush_interval_secs, retention, sql_memory_limit, sql_timeout, firehose_access_key, rules,
+    /// external_url, notify_retry_max.
     /// Flags and env vars take precedence.
     #[arg(long, env = "FNLENS_CONFIG")]
     config: Option<PathBuf>,
@@ -46,6 +47,18 @@ pub(crate) struct ServeArgs {
     /// /api/v1/ingest/firehose refuses requests without it [default: none, not checked].
     #[arg(long, env = "FNLENS_FIREHOSE_ACCESS_KEY", hide_env_values = true)]
     firehose_access_key: Option<String>,
+    /// Alert rules to load at start, TOML (`[[rule]]` tables) or YAML (a `rules:` list). They
+    /// replace stored rules of the same names.
+    #[arg(long, env = "FNLENS_RULES")]
+    rules: Option<PathBuf>,
+    /// The address users reach fnlens at, for links in notifications
+    /// [default: http://<listen address>].
+    #[arg(long, env = "FNLENS_EXTERNAL_URL")]
+    external_url: Option<String>,
+    /// The longest wait between two attempts to deliver a notification (e.g. 1m, 10s)
+    /// [default: 1m].
+    #[arg(long, env = "FNLENS_NOTIFY_RETRY_MAX")]
+    notify_retry_max: Option<String>,
     /// Also run a small simulated fleet posting to this server, so there is data to look at.
     #[arg(long)]
     demo: bool,
@@ -64,6 +77,9 @@ struct FileConfig {
     sql_memory_limit: Option<String>,
     sql_timeout: Option<String>,
     firehose_access_key: Option<String>,
+    rules: Option<PathBuf>,
+    external_url: Option<String>,
+    notify_retry_max: Option<String>,
 }
 
 /// The settings the server runs with, after merging.
@@ -72,6 +88,9 @@ struct Settings {
     listen: SocketAddr,
     pipeline: PipelineConfig,
     web: WebConfig,
+    rules: Option<PathBuf>,
+    external_url: Option<String>,
+    notify_retry_max: Duration,
 }
 
 fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -135,10 +154,24 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         .clone()
         .or(file.firehose_access_key)
         .filter(|k| !k.is_empty());
+    let notify_retry_max = match args.notify_retry_max.clone().or(file.notify_retry_max) {
+        Some(d) => {
+            let ms = fnlens_model::parse_duration_ms(&d)
+                .filter(|ms| *ms > 0)
+                .with_context(|| {
+                    format!("notify_retry_max {d:?}: expected a duration like 1m or 10s")
+                })?;
+            Duration::from_millis(ms as u64)
+        }
+        None => Duration::from_secs(60),
+    };
     Ok(Settings {
         listen,
         pipeline,
         web,
+        rules: args.rules.clone().or(file.rules),
+        external_url: args.external_url.clone().or(file.external_url),
+        notify_retry_max,
     })
 }
 
@@ -183,6 +216,11 @@ async fn shutdown_signal() {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(&args)?;
+    // A bad rules file stops the start, before anything else happens.
+    let file_rules = match &settings.rules {
+        Some(path) => fnlens_alerts::load_rules_file(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
     let started = std::time::Instant::now();
     let data_dir = settings.pipeline.data_dir.clone();
     let pipeline_config = settings.pipeline;
@@ -213,9 +251,35 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("demo fleet is posting simulated traffic");
     }
 
-    let state = AppState::new(pipeline.clone(), settings.web).context("starting the live tail")?;
+    let mut alerts_config = fnlens_alerts::AlertsConfig::new(
+        data_dir.join("alerts"),
+        settings
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+    );
+    alerts_config.retry.max = settings.notify_retry_max;
+    let rules = file_rules.len();
+    let engine =
+        tokio::task::spawn_blocking(move || fnlens_alerts::Engine::open(alerts_config, file_rules))
+            .await?
+            .context("opening the alerts directory")?;
+    let state = AppState::new(pipeline.clone(), settings.web)
+        .context("starting the live tail")?
+        .with_alerts(engine.clone());
+    fnlens_web::start_alerts(&state)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("starting the alert engine")?;
+    if rules > 0 {
+        tracing::info!(rules, "loaded the rules file");
+    }
     fnlens_web::serve(listener, state, shutdown_signal()).await?;
-    tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
+    tokio::task::spawn_blocking(move || {
+        engine.shutdown();
+        pipeline.shutdown()
+    })
+    .await?;
     tracing::info!("fnlens stopped");
     Ok(())
 }

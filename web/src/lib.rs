@@ -1,6 +1,7 @@
 //! The fnlens HTTP API. This is the only crate that knows HTTP: handlers turn requests into calls
 //! on the ingest pipeline and the query engines, and their errors into JSON answers.
 
+mod alerts;
 mod error;
 mod handlers;
 mod ingest;
@@ -16,6 +17,7 @@ use fnlens_query::{SqlEngine, SqlLimits, TailHub};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use alerts::{QuerySources, start_alerts};
 pub use error::ApiError;
 
 /// Settings of the HTTP layer.
@@ -48,6 +50,8 @@ pub struct AppState {
     pub http: Arc<metrics::HttpStats>,
     pub tail: TailHub,
     pub(crate) firehose: Arc<ingest::FirehoseDedup>,
+    /// The alert engine; `None` answers the alerts API with 503.
+    pub alerts: Option<Arc<fnlens_alerts::Engine>>,
 }
 
 impl AppState {
@@ -72,7 +76,14 @@ impl AppState {
             http: Arc::default(),
             tail,
             firehose: Arc::default(),
+            alerts: None,
         })
+    }
+
+    /// Adds the alert engine; [`start_alerts`] starts it.
+    pub fn with_alerts(mut self, engine: Arc<fnlens_alerts::Engine>) -> AppState {
+        self.alerts = Some(engine);
+        self
     }
 }
 
@@ -99,6 +110,26 @@ pub fn app(state: AppState) -> Router {
             get(handlers::invocation),
         )
         .route("/api/v1/sql", post(handlers::sql))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route(
+            "/api/v1/alerts/rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/api/v1/alerts/rules/{name}",
+            get(alerts::get_rule)
+                .put(alerts::replace_rule)
+                .delete(alerts::delete_rule),
+        )
+        .route("/api/v1/alerts/history", get(alerts::history))
+        .route(
+            "/api/v1/alerts/silences",
+            get(alerts::list_silences).post(alerts::create_silence),
+        )
+        .route(
+            "/api/v1/alerts/silences/{id}",
+            axum::routing::delete(alerts::delete_silence),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(metrics::render))
         .fallback(handlers::not_found)

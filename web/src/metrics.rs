@@ -61,6 +61,9 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         );
     }
     state.pipeline.stats().render(&mut out);
+    if let Some(engine) = &state.alerts {
+        render_alerts(&mut out, engine);
+    }
     let stores = state.pipeline.stores();
     stores.stats.render(&mut out);
     let _ = writeln!(
@@ -159,6 +162,49 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Reads a `/proc/self/status` field in kB, as bytes (0 where /proc is absent).
 /// A gauge with one sample per Parquet table.
+fn render_alerts(out: &mut String, engine: &fnlens_alerts::Engine) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &engine.stats;
+    let instances = engine.instances();
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_alert_evaluations_total Evaluation passes over the streaming rules\n# TYPE fnlens_alert_evaluations_total counter\nfnlens_alert_evaluations_total {}",
+        stats.evaluations.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_alert_evaluation_seconds_total Time spent in those passes\n# TYPE fnlens_alert_evaluation_seconds_total counter\nfnlens_alert_evaluation_seconds_total {:.6}",
+        stats.evaluation_ns.load(Relaxed) as f64 / 1e9
+    );
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_alert_window_buckets Buckets held by the rolling windows\n# TYPE fnlens_alert_window_buckets gauge\nfnlens_alert_window_buckets {}",
+        engine.window_buckets()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_alert_instances Alert instances by state\n# TYPE fnlens_alert_instances gauge"
+    );
+    for state in [
+        fnlens_alerts::AlarmState::Ok,
+        fnlens_alerts::AlarmState::Pending,
+        fnlens_alerts::AlarmState::Alarm,
+        fnlens_alerts::AlarmState::InsufficientData,
+    ] {
+        let n = instances.iter().filter(|(i, _)| i.state == state).count();
+        let _ = writeln!(
+            out,
+            "fnlens_alert_instances{{state=\"{}\"}} {n}",
+            state.as_str()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fnlens_alert_pending_deliveries Notifications not yet delivered\n# TYPE fnlens_alert_pending_deliveries gauge\nfnlens_alert_pending_deliveries {}",
+        engine.pending_deliveries().len()
+    );
+}
+
 fn render_per_table(
     out: &mut String,
     stores: &Stores,

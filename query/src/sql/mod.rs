@@ -162,6 +162,15 @@ impl SqlEngine {
         &self.limits
     }
 
+    /// The same engine (tables, threads, caches) with other limits: for internal scans that
+    /// are not a user's query, such as the alert engine's start-up load.
+    pub fn with_limits(&self, limits: SqlLimits) -> SqlEngine {
+        SqlEngine {
+            limits,
+            ..self.clone()
+        }
+    }
+
     /// A session with the tables, functions and views, and this engine's memory limit.
     async fn context(&self) -> Result<SessionContext, QueryError> {
         let internal = |e: DataFusionError| QueryError::Internal(e.to_string());

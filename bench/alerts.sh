@@ -10,7 +10,9 @@
 #    every function (error rate, duration percentiles, cold starts, memory, invocations, in
 #    1 to 5 evaluation periods), twice each, alternating. Each of these corpora is written just
 #    before it is posted, starting at that time, so the rules' windows hold its invocations
-#    (they are the same bytes but for the times).
+#    (they are the same bytes but for the times). Three rounds; each prints the throughput and
+#    the server's CPU time (user + system) for the whole run, which is steadier than throughput
+#    on a machine the load generator shares.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -69,27 +71,32 @@ stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 echo "== ack -> webhook, idle"
 start "$tmp/latency"
 "$bin" bench alerts --target "$url" --trials "$trials"
-echo "== ack -> webhook, while the corpus is posted (100 rules loaded)"
+echo "== ack -> webhook, while a corpus is posted (100 rules loaded)"
 stop
+fresh="$tmp/corpus-now.ndjson"
+fresh_corpus() {
+  "$bin" simulate --out "$fresh" --duration "${secs}s" --rate "$rate" --functions 20 --seed 7 --quiet \
+    --start "$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%SZ)" > /dev/null
+}
+fresh_corpus
 start "$tmp/latency-load" --rules "$rules"
-"$bin" simulate --from "$corpus" --target "$url" --concurrency 8 --quiet > /dev/null &
+"$bin" simulate --from "$fresh" --target "$url" --concurrency 8 --quiet > /dev/null &
 load=$!
 sleep 1
 "$bin" bench alerts --target "$url" --trials "$trials"
 wait $load || true
 stop
 
-for round in 1 2; do
+for round in 1 2 3; do
   for mode in none 100-rules; do
     args=()
     [ "$mode" = 100-rules ] && args=(--rules "$rules")
-    fresh="$tmp/corpus-now.ndjson"
-    "$bin" simulate --out "$fresh" --duration "${secs}s" --rate "$rate" --functions 20 --seed 7 --quiet \
-      --start "$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%SZ)"
+    fresh_corpus
     start "$tmp/tp-$mode-$round" "${args[@]}"
     echo "== throughput, $mode, round $round"
     "$bin" simulate --from "$fresh" --target "$url" --concurrency 16 --quiet
-    curl -s "$url/metrics" | grep -E '^fnlens_alert_(evaluations_total|evaluation_seconds_total|instances|window_buckets)' || true
+    curl -s "$url/metrics" | grep -E '^fnlens_alert_(evaluations_total|evaluation_seconds_total|persist_seconds_total|instances|window_buckets)' || true
+    echo "server cpu: $(awk '{printf "%.1f s", ($14 + $15) / '"$(getconf CLK_TCK)"'}' /proc/$pid/stat)"
     curl -s "$url/api/v1/alerts/history?kind=transition&limit=20000" | python3 -c 'import json,sys; print("transitions:", len(json.load(sys.stdin)["entries"]))'
     stop
     rm -f "$fresh"

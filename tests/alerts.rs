@@ -475,6 +475,54 @@ async fn rules_and_silences_are_managed_over_the_api_and_persist() {
     .await;
     assert_eq!(status, 201, "{body}");
 
+    // Webhook secrets are not echoed; a PUT that sends the placeholder back keeps them.
+    let mut with_hook = rule.clone();
+    with_hook["notify"] =
+        json!([{"type": "webhook", "url": "http://127.0.0.1:9/h", "secret": "s3cret"}]);
+    let (status, body) = send(
+        &server,
+        reqwest::Method::PUT,
+        "/api/v1/alerts/rules/slow%20checkout",
+        with_hook,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let shown = get(&server, "/api/v1/alerts/rules/slow%20checkout").await;
+    assert_eq!(shown["notify"][0]["secret"], "<redacted>");
+    assert!(
+        !get(&server, "/api/v1/alerts/rules")
+            .await
+            .to_string()
+            .contains("s3cret")
+    );
+    let (status, body) = send(
+        &server,
+        reqwest::Method::PUT,
+        "/api/v1/alerts/rules/slow%20checkout",
+        shown.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let stored = std::fs::read_to_string(data.join("alerts/rules.json")).unwrap();
+    assert!(stored.contains("s3cret"), "the secret was kept");
+    let mut moved = shown;
+    moved["notify"][0]["url"] = json!("http://127.0.0.1:9/elsewhere");
+    let (status, body) = send(
+        &server,
+        reqwest::Method::PUT,
+        "/api/v1/alerts/rules/slow%20checkout",
+        moved,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no stored secret"),
+        "{body}"
+    );
+
     let mut replaced = rule.clone();
     replaced["threshold"] = json!(900);
     let (status, body) = send(
@@ -572,6 +620,22 @@ async fn a_log_query_rule_counts_matching_lines_per_function() {
     });
     let (status, body) = send(&server, reqwest::Method::POST, "/api/v1/alerts/rules", rule).await;
     assert_eq!(status, 201, "{body}");
+    let sql_rule = json!({
+        "name": "busy functions",
+        "metric": {"sql": "SELECT function, count(*) AS value FROM invocations WHERE ts >= $start AND ts < $end GROUP BY function"},
+        "comparison": ">", "threshold": 2, "window": "1m", "schedule": "1s",
+        "notify": [{"type": "webhook", "url": receiver.url}]
+    });
+    let (status, body) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/alerts/rules",
+        sql_rule,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    invocations(&server, "quiet", 2, 0).await;
+    invocations(&server, "busy", 3, 0).await;
     let now = chrono::Utc::now().timestamp_millis();
     let line = |msg: &str, level: &str| {
         json!({"time": fnlens_model::format_ts_ms(now), "type": "function",
@@ -584,8 +648,14 @@ async fn a_log_query_rule_counts_matching_lines_per_function() {
     ]);
     let (status, body) = post_lambda(&server, "orders", "", events.to_string().into_bytes()).await;
     assert_eq!(status, 200, "{body}");
-    let got = receiver.wait_accepted(1, Duration::from_secs(15)).await;
-    let body = got[0].json();
+    let got = receiver.wait_accepted(2, Duration::from_secs(15)).await;
+    let by_rule = |name: &str| {
+        got.iter()
+            .map(Received::json)
+            .find(|b| b["fnlens"]["rule"] == name)
+            .unwrap_or_else(|| panic!("no notification of {name}"))
+    };
+    let body = by_rule("timeouts in logs");
     assert_eq!(body["alerts"][0]["labels"]["function"], "orders");
     assert_eq!(body["fnlens"]["value"], 2.0);
     assert_eq!(body["fnlens"]["metric"], "logs");
@@ -593,5 +663,21 @@ async fn a_log_query_rule_counts_matching_lines_per_function() {
         got[0].headers.get("x-fnlens-signature").is_none(),
         "no secret, no signature"
     );
+    let body = by_rule("busy functions");
+    assert_eq!(body["alerts"][0]["labels"]["function"], "busy");
+    assert_eq!(body["fnlens"]["value"], 3.0);
+    // The other functions have instances that are not in ALARM.
+    let alerts = get(&server, "/api/v1/alerts?rule=busy%20functions").await;
+    let quiet = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["function"] == "quiet")
+        .cloned()
+        .unwrap();
+    assert_eq!(quiet["state"], "OK", "{quiet}");
+    assert_eq!(quiet["value"], 2.0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.accepted().len(), 2, "nothing else fired");
     server.stop();
 }

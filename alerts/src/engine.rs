@@ -51,7 +51,7 @@ impl AlertsConfig {
             external_url,
             retry: RetryPolicy::default(),
             tick: Duration::from_secs(1),
-            min_gap: Duration::from_millis(100),
+            min_gap: Duration::from_millis(250),
         }
     }
 }
@@ -146,7 +146,10 @@ impl Silence {
 #[derive(Debug, Default)]
 pub struct EngineStats {
     pub evaluations: AtomicU64,
+    /// Wall time of the evaluation passes, writing their effects included...
     pub evaluation_ns: AtomicU64,
+    /// ...of which writing the outbox, the history and the state.
+    pub persist_ns: AtomicU64,
     pub samples: AtomicU64,
 }
 
@@ -358,6 +361,7 @@ impl Engine {
         if inner.dirty && self.save_state(&inner).is_ok() {
             inner.dirty = false;
         }
+        self.history.sync();
     }
 
     fn run_evaluator(self: Arc<Self>, rx: Receiver<()>) {
@@ -398,6 +402,15 @@ impl Engine {
             inner.last_prune = Some(Instant::now());
             let horizon = now - Self::max_lookback(&inner) - 60_000;
             inner.windows.prune(horizon);
+            // Instances of functions that stopped running fade away: a day after they ran out
+            // of data, unless receivers were told they are firing.
+            let before = inner.instances.len();
+            inner.instances.retain(|_, i| {
+                i.heard_firing
+                    || i.state != AlarmState::InsufficientData
+                    || now - i.since_ms < FORGET_AFTER_MS
+            });
+            inner.dirty |= inner.instances.len() != before;
         }
         let rules: Vec<Arc<Compiled>> = inner
             .rules
@@ -643,6 +656,14 @@ impl Engine {
     /// them again); a change of state alone is written within [`SAVE_EVERY`] (a restart in
     /// between re-derives it from the reloaded windows).
     fn apply(&self, inner: &mut Inner, effects: Effects) {
+        let started = Instant::now();
+        self.persist(inner, effects);
+        self.stats
+            .persist_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn persist(&self, inner: &mut Inner, effects: Effects) {
         let notified = !effects.deliveries.is_empty() || effects.notified;
         if !effects.deliveries.is_empty()
             && let Err(e) = self.outbox.enqueue(effects.deliveries)
@@ -652,14 +673,15 @@ impl Engine {
         self.history.append(&effects.history);
         inner.dirty |= effects.changed;
         let due = inner.last_save.is_none_or(|t| t.elapsed() >= SAVE_EVERY);
-        if inner.dirty && (notified || due) {
-            match self.save_state(inner) {
-                Ok(()) => {
-                    inner.dirty = false;
-                    inner.last_save = Some(Instant::now());
+        if notified || due {
+            self.history.sync();
+            if inner.dirty {
+                match self.save_state(inner) {
+                    Ok(()) => inner.dirty = false,
+                    Err(e) => tracing::error!(error = %e, "could not save the alert state"),
                 }
-                Err(e) => tracing::error!(error = %e, "could not save the alert state"),
             }
+            inner.last_save = Some(Instant::now());
         }
     }
 
@@ -874,8 +896,12 @@ struct Effects {
     notified: bool,
 }
 
-/// A state change that notified nobody is written to `state.json` at most this often.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// An instance in INSUFFICIENT_DATA this long, that receivers do not think firing, is dropped.
+const FORGET_AFTER_MS: i64 = 24 * 3_600_000;
+
+/// A state change that notified nobody is written to `state.json` (and the history fsynced)
+/// at most this often.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// The value of a streaming metric over one window; `None` when the window has no (or too
 /// few) invocations.
@@ -1149,6 +1175,54 @@ mod tests {
         assert_eq!(body[0]["labels"]["alertname"], "slow");
         assert!(body[0].get("endsAt").is_none());
         assert!(e.add_silence(None, None, now - 1, String::new()).is_err());
+    }
+
+    #[test]
+    fn repeats_while_in_alarm_and_counts_late_invocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(
+            dir.path(),
+            serde_json::json!([{
+                "name": "errors", "metric": "errors", "comparison": ">=", "threshold": 3,
+                "window": "1m", "repeat_interval": "5m",
+                "notify": [{"type": "webhook", "url": "http://127.0.0.1:9/hook"}]
+            }]),
+        );
+        let t = 1_800_000_000_000;
+        e.observe(&batch(vec![
+            inv(t - 5_000, "f", Status::Error, 1.0),
+            inv(t - 4_000, "f", Status::Error, 1.0),
+        ]));
+        e.evaluate_streaming(t);
+        assert_eq!(state_of(&e, "errors", "f"), AlarmState::Ok);
+        // A third failure arrives late, stamped 50 s ago: still inside the window, it counts.
+        e.observe(&batch(vec![inv(t - 50_000, "f", Status::Timeout, 1.0)]));
+        e.evaluate_streaming(t + 1_000);
+        assert_eq!(state_of(&e, "errors", "f"), AlarmState::Alarm);
+        // One stamped before the window does not.
+        e.observe(&batch(vec![inv(t - 70_000, "g", Status::Error, 1.0)]));
+        e.evaluate_streaming(t + 1_000);
+        assert!(
+            e.instances()
+                .iter()
+                .all(|(i, _)| i.function != "g" || i.state != AlarmState::Alarm)
+        );
+        assert_eq!(e.pending_deliveries().len(), 1);
+        // Still failing five minutes later: notified again, with the same startsAt.
+        let failing: Vec<Invocation> = (0..3)
+            .map(|i| inv(t + 300_000 + i, "f", Status::Error, 1.0))
+            .collect();
+        e.observe(&batch(failing));
+        e.evaluate_streaming(t + 200_000 + 1_000);
+        e.evaluate_streaming(t + 301_000);
+        let pending = e.pending_deliveries();
+        assert_eq!(pending.len(), 2, "one repeat");
+        let starts = |d: &Delivery| {
+            let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+            body["alerts"][0]["startsAt"].clone()
+        };
+        assert_eq!(starts(&pending[0]), starts(&pending[1]));
+        assert_ne!(pending[0].id, pending[1].id);
     }
 
     #[test]

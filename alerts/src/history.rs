@@ -1,5 +1,9 @@
 //! The alert history: every state transition and every notification attempt, appended to
-//! `history.jsonl` and fsynced, with the most recent entries kept in memory for the API.
+//! `history.jsonl`, with the most recent entries kept in memory for the API. Appends are
+//! written at once and fsynced by [`History::sync`], which the engine calls every 5 seconds
+//! and whenever receivers were notified: a crash loses at most the last 5 seconds of
+//! transitions that notified nobody (the states themselves are re-derived from the reloaded
+//! windows).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -76,6 +80,8 @@ struct Inner {
     file: File,
     bytes: u64,
     recent: VecDeque<Entry>,
+    /// Appended since the last fsync.
+    unsynced: bool,
 }
 
 impl History {
@@ -103,11 +109,12 @@ impl History {
                 file,
                 bytes,
                 recent,
+                unsynced: false,
             }),
         })
     }
 
-    /// Appends entries durably.
+    /// Appends entries (durable at the next [`History::sync`]).
     pub fn append(&self, entries: &[Entry]) {
         if entries.is_empty() {
             return;
@@ -135,6 +142,7 @@ impl History {
             inner.recent.push_back(e.clone());
         }
         if inner.bytes > ROTATE_BYTES {
+            let _ = inner.file.sync_data();
             let rotated = self.path.with_extension("1.jsonl");
             let reopened = std::fs::rename(&self.path, &rotated).and_then(|_| {
                 OpenOptions::new()
@@ -149,6 +157,17 @@ impl History {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not rotate the alert history"),
             }
+        }
+    }
+
+    /// Makes every append so far durable.
+    pub fn sync(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.unsynced {
+            if let Err(e) = inner.file.sync_data() {
+                tracing::error!(error = %e, "could not sync the alert history");
+            }
+            inner.unsynced = false;
         }
     }
 

@@ -302,6 +302,7 @@ pub async fn deliver(
             }
         }
         history.append(&entries);
+        history.sync();
         if worked {
             continue;
         }

@@ -12,8 +12,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use fnlens_alerts::rule::Metric;
-use fnlens_alerts::{AlertError, Engine, Rule, Sample, Sources};
+use fnlens_alerts::rule::{Metric, Target};
+use fnlens_alerts::{AlertError, Engine, Rule, RuleStatus, Sample, Sources};
 use fnlens_model::TimeRange;
 use fnlens_query::{SqlEngine, SqlLimits};
 use fnlens_store::LogStore;
@@ -252,8 +252,64 @@ async fn checked(state: &AppState, rule: &Rule) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_rule", format!("rule {:?}: {e}", rule.name)))
 }
 
+/// Stands for a webhook secret in answers. Sent back in a `PUT`, it keeps the stored secret of
+/// the target with the same URL.
+const SECRET_PLACEHOLDER: &str = "<redacted>";
+
+/// A rule as the API shows it: webhook secrets are never echoed.
+fn redacted(mut rule: Rule) -> Rule {
+    for target in &mut rule.notify {
+        if let Target::Webhook {
+            secret: Some(secret),
+            ..
+        } = target
+        {
+            *secret = SECRET_PLACEHOLDER.into();
+        }
+    }
+    rule
+}
+
+/// Puts back the stored secrets where a `PUT` sent the placeholder.
+fn restore_secrets(rule: &mut Rule, stored: Option<&Rule>) -> Result<(), ApiError> {
+    for target in &mut rule.notify {
+        if let Target::Webhook {
+            url,
+            secret: Some(secret),
+        } = target
+            && secret == SECRET_PLACEHOLDER
+        {
+            let old = stored
+                .into_iter()
+                .flat_map(|r| &r.notify)
+                .find_map(|t| match t {
+                    Target::Webhook {
+                        url: u,
+                        secret: Some(s),
+                    } if u == url => Some(s.clone()),
+                    _ => None,
+                });
+            *secret = old.ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_rule",
+                    format!("the webhook {url} has no stored secret to keep; send the secret"),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn list_rules(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "rules": engine(&state)?.rules() })))
+    let rules: Vec<RuleStatus> = engine(&state)?
+        .rules()
+        .into_iter()
+        .map(|mut r| {
+            r.rule = redacted(r.rule);
+            r
+        })
+        .collect();
+    Ok(Json(json!({ "rules": rules })))
 }
 
 pub(crate) async fn get_rule(
@@ -263,7 +319,7 @@ pub(crate) async fn get_rule(
     let rule = engine(&state)?.rule(&name).ok_or_else(|| {
         ApiError::from(AlertError::NotFound(format!("no rule is named {name:?}")))
     })?;
-    Ok(Json(json!(rule)))
+    Ok(Json(json!(redacted(rule))))
 }
 
 pub(crate) async fn create_rule(
@@ -276,7 +332,7 @@ pub(crate) async fn create_rule(
     let rule = tokio::task::spawn_blocking(move || engine.put_rule(rule, false))
         .await
         .map_err(ApiError::internal)??;
-    Ok((StatusCode::CREATED, Json(json!(rule))).into_response())
+    Ok((StatusCode::CREATED, Json(json!(redacted(rule)))).into_response())
 }
 
 pub(crate) async fn replace_rule(
@@ -285,7 +341,7 @@ pub(crate) async fn replace_rule(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let engine = engine(&state)?.clone();
-    let rule = parse_rule(&read_body(body, state.config.max_body_bytes).await?)?;
+    let mut rule = parse_rule(&read_body(body, state.config.max_body_bytes).await?)?;
     if rule.name != name {
         return Err(ApiError::bad_request(
             "invalid_rule",
@@ -295,11 +351,12 @@ pub(crate) async fn replace_rule(
             ),
         ));
     }
+    restore_secrets(&mut rule, engine.rule(&name).as_ref())?;
     checked(&state, &rule).await?;
     let rule = tokio::task::spawn_blocking(move || engine.put_rule(rule, true))
         .await
         .map_err(ApiError::internal)??;
-    Ok(Json(json!(rule)))
+    Ok(Json(json!(redacted(rule))))
 }
 
 pub(crate) async fn delete_rule(

@@ -178,6 +178,11 @@ fn render_alerts(out: &mut String, engine: &fnlens_alerts::Engine) {
     );
     let _ = writeln!(
         out,
+        "# HELP fnlens_alert_persist_seconds_total Of which writing the outbox, history and state\n# TYPE fnlens_alert_persist_seconds_total counter\nfnlens_alert_persist_seconds_total {:.6}",
+        stats.persist_ns.load(Relaxed) as f64 / 1e9
+    );
+    let _ = writeln!(
+        out,
         "# HELP fnlens_alert_window_buckets Buckets held by the rolling windows\n# TYPE fnlens_alert_window_buckets gauge\nfnlens_alert_window_buckets {}",
         engine.window_buckets()
     );

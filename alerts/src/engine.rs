@@ -602,14 +602,9 @@ impl Engine {
                 .zip(inst.notified_ms)
                 .is_some_and(|(every, at)| now - at >= every);
         if firing != inst.heard_firing || repeat_due {
-            let inst = inst.clone();
-            self.notify(c, &inst, firing, now, effects);
-            let stored = inner
-                .instances
-                .get_mut(&(rule.name.clone(), function.to_owned()))
-                .expect("the instance was just evaluated");
-            stored.heard_firing = firing;
-            stored.notified_ms = Some(now);
+            self.notify(c, inst, firing, now, effects);
+            inst.heard_firing = firing;
+            inst.notified_ms = Some(now);
             effects.changed = true;
             effects.notified = true;
         }

@@ -267,8 +267,11 @@ impl Rule {
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err(err("the name must be 1 to 200 characters".into()));
         }
-        if self.name.chars().any(char::is_control) {
-            return Err(err("the name must not contain control characters".into()));
+        if self.name.chars().any(|c| c.is_control() || c == '/') {
+            return Err(err(
+                "the name must not contain / or control characters (it is part of the rule's URL)"
+                    .into(),
+            ));
         }
         let function = FunctionMatcher::new(&self.function).map_err(err)?;
         if !self.threshold.is_finite() {
@@ -491,6 +494,7 @@ mod tests {
         assert!(with("metric", "latency".into()).contains("unknown variant"));
         assert!(with("function", "[".into()).contains("not a valid glob"));
         assert!(with("name", "".into()).contains("name"));
+        assert!(with("name", "a/b".into()).contains("must not contain /"));
         assert!(with("window", "7h".into()).contains("limit is 6h"));
         assert!(with("colour", "red".into()).contains("unknown field"));
         assert!(

@@ -101,8 +101,12 @@ impl Sources for QuerySources {
             };
             let functions = cast(f_idx, &DataType::Utf8)?;
             let values = cast(v_idx, &DataType::Float64)?;
-            let functions = functions.as_string::<i32>();
-            let values = values.as_primitive::<Float64Type>();
+            let (Some(functions), Some(values)) = (
+                functions.as_string_opt::<i32>(),
+                values.as_primitive_opt::<Float64Type>(),
+            ) else {
+                return Err("the function and value columns could not be read".into());
+            };
             for row in 0..batch.num_rows() {
                 if functions.is_valid(row) && values.is_valid(row) {
                     out.push((functions.value(row).to_owned(), values.value(row)));
@@ -198,16 +202,29 @@ fn samples_from(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Sample>, St
         let function = as_str(1)?;
         let version = as_str(2)?;
         let status = as_str(3)?;
-        let (function, version, status) = (
-            function.as_string::<i32>(),
-            version.as_string::<i32>(),
-            status.as_string::<i32>(),
-        );
-        let duration = col(4).as_primitive::<Float64Type>();
-        let init = col(5).as_primitive::<Float64Type>();
-        let cold = col(6).as_boolean();
-        let used = col(7).as_primitive::<Int64Type>();
-        let size = col(8).as_primitive::<Int64Type>();
+        let (Some(function), Some(version), Some(status)) = (
+            function.as_string_opt::<i32>(),
+            version.as_string_opt::<i32>(),
+            status.as_string_opt::<i32>(),
+        ) else {
+            return Err("the invocations table's text columns could not be read".into());
+        };
+        let unexpected = |name: &str| format!("the invocations table's {name} has another type");
+        let duration = col(4)
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| unexpected("duration_ms"))?;
+        let init = col(5)
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| unexpected("init_duration_ms"))?;
+        let cold = col(6)
+            .as_boolean_opt()
+            .ok_or_else(|| unexpected("cold_start"))?;
+        let used = col(7)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| unexpected("max_memory_used_mb"))?;
+        let size = col(8)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| unexpected("memory_size_mb"))?;
         for r in 0..b.num_rows() {
             out.push(Sample {
                 end_ms: end.value(r),

@@ -154,10 +154,11 @@ impl Outbox {
         pending.values().cloned().collect()
     }
 
-    /// The deliveries due now: for each URL its oldest pending one, if due.
-    fn due(&self, now_ms: i64) -> (Vec<Delivery>, Option<i64>) {
+    /// The deliveries due now: for each URL not `busy`, its oldest pending one, if due; and
+    /// when the next one of those URLs falls due.
+    fn due(&self, now_ms: i64, busy: &HashSet<String>) -> (Vec<Delivery>, Option<i64>) {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let mut seen = HashSet::new();
+        let mut seen = busy.clone();
         let mut due = Vec::new();
         let mut next: Option<i64> = None;
         for d in pending.values() {
@@ -237,7 +238,9 @@ async fn attempt(client: &reqwest::Client, d: &Delivery, timeout: Duration) -> O
     }
 }
 
-/// Delivers the outbox until `shutdown` resolves.
+/// Delivers the outbox until `shutdown` resolves. Each URL has at most one attempt in flight
+/// (its deliveries go out in order); URLs do not wait for each other, so a receiver that times
+/// out does not hold up the others.
 pub async fn deliver(
     outbox: Arc<Outbox>,
     history: Arc<History>,
@@ -245,77 +248,88 @@ pub async fn deliver(
     policy: RetryPolicy,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    use futures::StreamExt;
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut busy: HashSet<String> = HashSet::new();
     loop {
         let now = chrono::Utc::now().timestamp_millis();
-        let (due, next) = outbox.due(now);
-        let attempts = due.into_iter().map(|d| {
+        let (due, next) = outbox.due(now, &busy);
+        for d in due {
+            busy.insert(d.target.url().to_owned());
             let client = client.clone();
             let timeout = policy.timeout;
-            async move {
+            in_flight.push(async move {
                 let outcome = attempt(&client, &d, timeout).await;
                 (d, outcome)
-            }
-        });
-        let results = futures::future::join_all(attempts).await;
-        let worked = !results.is_empty();
-        let mut entries = Vec::new();
-        for (mut d, outcome) in results {
-            d.attempts += 1;
-            let now = chrono::Utc::now().timestamp_millis();
-            let entry = |outcome: &str, http_status, error, next_attempt_ms| Entry::Notification {
-                ts_ms: now,
-                delivery_id: d.id.clone(),
-                rule: d.rule.clone(),
-                function: d.function.clone(),
-                status: d.status.clone(),
-                target: d.target.url().to_owned(),
-                attempt: d.attempts,
-                outcome: outcome.into(),
-                http_status,
-                error,
-                next_attempt_ms,
-            };
-            match outcome {
-                Outcome::Delivered(status) => {
-                    entries.push(entry("delivered", Some(status), None, None));
-                    outbox.finish(&d);
-                }
-                Outcome::Failed(status, error) => {
-                    let age = Duration::from_millis((now - d.created_ms).max(0) as u64);
-                    if age >= policy.give_up_after {
-                        tracing::warn!(
-                            id = d.id,
-                            url = d.target.url(),
-                            error,
-                            "giving up a notification"
-                        );
-                        entries.push(entry("gave_up", status, Some(error), None));
-                        outbox.finish(&d);
-                    } else {
-                        let wait = policy.backoff(d.attempts, rand::random::<f64>());
-                        let next_attempt_ms = now + wait.as_millis() as i64;
-                        entries.push(entry("failed", status, Some(error), Some(next_attempt_ms)));
-                        d.next_attempt_ms = next_attempt_ms;
-                        outbox.reschedule(d);
-                    }
-                }
-            }
-        }
-        history.append(&entries);
-        history.sync();
-        if worked {
-            continue;
+            });
         }
         let sleep = match next {
             Some(at) => Duration::from_millis((at - now).clamp(1, 60_000) as u64),
             None => Duration::from_secs(60),
         };
         tokio::select! {
+            Some((d, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                busy.remove(d.target.url());
+                settle(&outbox, &history, &policy, d, outcome);
+            }
             _ = outbox.wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Records an attempt's outcome: the delivery is done, given up, or rescheduled.
+fn settle(
+    outbox: &Outbox,
+    history: &History,
+    policy: &RetryPolicy,
+    mut d: Delivery,
+    outcome: Outcome,
+) {
+    d.attempts += 1;
+    let now = chrono::Utc::now().timestamp_millis();
+    let entry = |outcome: &str, http_status, error, next_attempt_ms| Entry::Notification {
+        ts_ms: now,
+        delivery_id: d.id.clone(),
+        rule: d.rule.clone(),
+        function: d.function.clone(),
+        status: d.status.clone(),
+        target: d.target.url().to_owned(),
+        attempt: d.attempts,
+        outcome: outcome.into(),
+        http_status,
+        error,
+        next_attempt_ms,
+    };
+    let record = match outcome {
+        Outcome::Delivered(status) => {
+            outbox.finish(&d);
+            entry("delivered", Some(status), None, None)
+        }
+        Outcome::Failed(status, error) => {
+            let age = Duration::from_millis((now - d.created_ms).max(0) as u64);
+            if age >= policy.give_up_after {
+                tracing::warn!(
+                    id = d.id,
+                    url = d.target.url(),
+                    error,
+                    "giving up a notification"
+                );
+                outbox.finish(&d);
+                entry("gave_up", status, Some(error), None)
+            } else {
+                let wait = policy.backoff(d.attempts, rand::random::<f64>());
+                let next_attempt_ms = now + wait.as_millis() as i64;
+                let e = entry("failed", status, Some(error), Some(next_attempt_ms));
+                d.next_attempt_ms = next_attempt_ms;
+                outbox.reschedule(d);
+                e
+            }
+        }
+    };
+    history.append(&[record]);
+    history.sync();
 }
 
 /// What a notification says about one alert instance.
@@ -484,6 +498,81 @@ mod tests {
         assert!(attempt < 20, "{attempt} attempts in ten minutes");
     }
 
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_does_not_hold_up_the_others() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        // One receiver accepts connections and never answers; the other answers 200.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_url = format!("http://{}/", silent.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = silent.accept().await {
+                held.push(conn);
+            }
+        });
+        let quick = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let quick_url = format!("http://{}/", quick.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = quick.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let outbox = Arc::new(Outbox::open(dir.path()).unwrap());
+        let history = Arc::new(History::open(dir.path()).unwrap());
+        let d = |id: &str, created_ms: i64, url: &str| Delivery {
+            id: id.into(),
+            created_ms,
+            target: Target::Webhook {
+                url: url.into(),
+                secret: Some("k".into()),
+            },
+            rule: "r".into(),
+            function: "f".into(),
+            status: "firing".into(),
+            body: "{}".into(),
+            attempts: 0,
+            next_attempt_ms: 0,
+        };
+        outbox
+            .enqueue(vec![d("slow", 1, &silent_url), d("fast", 2, &quick_url)])
+            .unwrap();
+        let policy = RetryPolicy {
+            timeout: Duration::from_secs(600),
+            ..RetryPolicy::default()
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(deliver(
+            outbox.clone(),
+            history.clone(),
+            reqwest::Client::new(),
+            policy,
+            stopped,
+        ));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while outbox.pending().len() > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the quick receiver got nothing"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The quick one is delivered while the silent one's attempt is still waiting.
+        let entries = history.recent(10, None, None, None);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert!(
+            matches!(&entries[0], Entry::Notification { delivery_id, outcome, .. }
+            if delivery_id == "fast" && outcome == "delivered")
+        );
+        assert_eq!(outbox.pending()[0].id, "slow");
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+
     #[test]
     fn the_outbox_survives_a_reopen_and_keeps_order_per_url() {
         let dir = tempfile::tempdir().unwrap();
@@ -512,16 +601,20 @@ mod tests {
                 .unwrap();
         }
         let outbox = Outbox::open(dir.path()).unwrap();
-        let (due, _) = outbox.due(10);
+        let (due, _) = outbox.due(10, &HashSet::new());
         let ids: Vec<&str> = due.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         let mut later = due[0].clone();
         later.next_attempt_ms = 100;
         outbox.reschedule(later);
         // "b" waits behind "a", which is not due.
-        let (due, next) = outbox.due(10);
+        let (due, next) = outbox.due(10, &HashSet::new());
         assert_eq!(due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["c"]);
         assert_eq!(next, Some(100));
+        // A URL with an attempt in flight gets no other.
+        let (due, next) = outbox.due(1000, &HashSet::from(["http://a/".to_owned()]));
+        assert_eq!(due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(next, None);
         outbox.finish(&due[0]);
         assert_eq!(Outbox::open(dir.path()).unwrap().pending().len(), 2);
     }

@@ -401,6 +401,16 @@ async fn send(server: &Server, method: reqwest::Method, path: &str, body: Value)
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+async fn post_rule(server: &Server, rule: Value) -> (u16, Value) {
+    send(server, reqwest::Method::POST, "/api/v1/alerts/rules", rule).await
+}
+
+/// `PUT /api/v1/alerts/rules/{name}`; `name` is already URL-encoded.
+async fn put_rule(server: &Server, name: &str, rule: Value) -> (u16, Value) {
+    let path = format!("/api/v1/alerts/rules/{name}");
+    send(server, reqwest::Method::PUT, &path, rule).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_and_silences_are_managed_over_the_api_and_persist() {
     let dir = tempfile::tempdir().unwrap();
@@ -412,21 +422,9 @@ async fn rules_and_silences_are_managed_over_the_api_and_persist() {
         "period": "1m", "evaluation_periods": 3, "datapoints_to_alarm": 2,
         "missing_data": "notBreaching"
     });
-    let (status, body) = send(
-        &server,
-        reqwest::Method::POST,
-        "/api/v1/alerts/rules",
-        rule.clone(),
-    )
-    .await;
+    let (status, body) = post_rule(&server, rule.clone()).await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = send(
-        &server,
-        reqwest::Method::POST,
-        "/api/v1/alerts/rules",
-        rule.clone(),
-    )
-    .await;
+    let (status, body) = post_rule(&server, rule.clone()).await;
     assert_eq!(status, 409, "{body}");
 
     // Bad rules: 400 with the reason, nothing stored.
@@ -457,8 +455,7 @@ async fn rules_and_silences_are_managed_over_the_api_and_persist() {
         ),
     ];
     for (rule, reason) in bad {
-        let (status, body) =
-            send(&server, reqwest::Method::POST, "/api/v1/alerts/rules", rule).await;
+        let (status, body) = post_rule(&server, rule).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["error"], "invalid_rule");
         assert!(
@@ -466,26 +463,18 @@ async fn rules_and_silences_are_managed_over_the_api_and_persist() {
             "{body} lacks {reason}"
         );
     }
-    let (status, body) = send(
-        &server,
-        reqwest::Method::POST,
-        "/api/v1/alerts/rules",
-        json!({"name": "fatal lines", "metric": {"logs": "level:FATAL"}, "comparison": ">=", "threshold": 1}),
-    )
-    .await;
+    let fatal = json!({
+        "name": "fatal lines", "metric": {"logs": "level:FATAL"},
+        "comparison": ">=", "threshold": 1
+    });
+    let (status, body) = post_rule(&server, fatal).await;
     assert_eq!(status, 201, "{body}");
 
     // Webhook secrets are not echoed; a PUT that sends the placeholder back keeps them.
     let mut with_hook = rule.clone();
     with_hook["notify"] =
         json!([{"type": "webhook", "url": "http://127.0.0.1:9/h", "secret": "s3cret"}]);
-    let (status, body) = send(
-        &server,
-        reqwest::Method::PUT,
-        "/api/v1/alerts/rules/slow%20checkout",
-        with_hook,
-    )
-    .await;
+    let (status, body) = put_rule(&server, "slow%20checkout", with_hook).await;
     assert_eq!(status, 200, "{body}");
     let shown = get(&server, "/api/v1/alerts/rules/slow%20checkout").await;
     assert_eq!(shown["notify"][0]["secret"], "<redacted>");
@@ -495,25 +484,13 @@ async fn rules_and_silences_are_managed_over_the_api_and_persist() {
             .to_string()
             .contains("s3cret")
     );
-    let (status, body) = send(
-        &server,
-        reqwest::Method::PUT,
-        "/api/v1/alerts/rules/slow%20checkout",
-        shown.clone(),
-    )
-    .await;
+    let (status, body) = put_rule(&server, "slow%20checkout", shown.clone()).await;
     assert_eq!(status, 200, "{body}");
     let stored = std::fs::read_to_string(data.join("alerts/rules.json")).unwrap();
     assert!(stored.contains("s3cret"), "the secret was kept");
     let mut moved = shown;
     moved["notify"][0]["url"] = json!("http://127.0.0.1:9/elsewhere");
-    let (status, body) = send(
-        &server,
-        reqwest::Method::PUT,
-        "/api/v1/alerts/rules/slow%20checkout",
-        moved,
-    )
-    .await;
+    let (status, body) = put_rule(&server, "slow%20checkout", moved).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["detail"]
@@ -525,21 +502,9 @@ async fn rules_and_silences_are_managed_over_the_api_and_persist() {
 
     let mut replaced = rule.clone();
     replaced["threshold"] = json!(900);
-    let (status, body) = send(
-        &server,
-        reqwest::Method::PUT,
-        "/api/v1/alerts/rules/slow%20checkout",
-        replaced,
-    )
-    .await;
+    let (status, body) = put_rule(&server, "slow%20checkout", replaced).await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = send(
-        &server,
-        reqwest::Method::PUT,
-        "/api/v1/alerts/rules/other",
-        rule.clone(),
-    )
-    .await;
+    let (status, _) = put_rule(&server, "other", rule.clone()).await;
     assert_eq!(status, 400);
 
     let (status, body) = send(
@@ -618,7 +583,7 @@ async fn a_log_query_rule_counts_matching_lines_per_function() {
         "missing_data": "notBreaching",
         "notify": [{"type": "webhook", "url": receiver.url}]
     });
-    let (status, body) = send(&server, reqwest::Method::POST, "/api/v1/alerts/rules", rule).await;
+    let (status, body) = post_rule(&server, rule).await;
     assert_eq!(status, 201, "{body}");
     let sql_rule = json!({
         "name": "busy functions",
@@ -626,13 +591,7 @@ async fn a_log_query_rule_counts_matching_lines_per_function() {
         "comparison": ">", "threshold": 2, "window": "1m", "schedule": "1s",
         "notify": [{"type": "webhook", "url": receiver.url}]
     });
-    let (status, body) = send(
-        &server,
-        reqwest::Method::POST,
-        "/api/v1/alerts/rules",
-        sql_rule,
-    )
-    .await;
+    let (status, body) = post_rule(&server, sql_rule).await;
     assert_eq!(status, 201, "{body}");
     invocations(&server, "quiet", 2, 0).await;
     invocations(&server, "busy", 3, 0).await;

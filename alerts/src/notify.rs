@@ -471,6 +471,24 @@ impl Alert<'_> {
 mod tests {
     use super::*;
 
+    /// A firing notification to `url`, due at its creation.
+    fn d(id: &str, created_ms: i64, url: &str) -> Delivery {
+        Delivery {
+            id: id.into(),
+            created_ms,
+            target: Target::Webhook {
+                url: url.into(),
+                secret: Some("k".into()),
+            },
+            rule: "r".into(),
+            function: "f".into(),
+            status: "firing".into(),
+            body: "{}".into(),
+            attempts: 0,
+            next_attempt_ms: created_ms,
+        }
+    }
+
     #[test]
     fn signatures_match_a_known_hmac() {
         // RFC 4231 test case 2.
@@ -524,20 +542,6 @@ mod tests {
         });
         let outbox = Arc::new(Outbox::open(dir.path()).unwrap());
         let history = Arc::new(History::open(dir.path()).unwrap());
-        let d = |id: &str, created_ms: i64, url: &str| Delivery {
-            id: id.into(),
-            created_ms,
-            target: Target::Webhook {
-                url: url.into(),
-                secret: Some("k".into()),
-            },
-            rule: "r".into(),
-            function: "f".into(),
-            status: "firing".into(),
-            body: "{}".into(),
-            attempts: 0,
-            next_attempt_ms: 0,
-        };
         outbox
             .enqueue(vec![d("slow", 1, &silent_url), d("fast", 2, &quick_url)])
             .unwrap();
@@ -576,20 +580,6 @@ mod tests {
     #[test]
     fn the_outbox_survives_a_reopen_and_keeps_order_per_url() {
         let dir = tempfile::tempdir().unwrap();
-        let d = |id: &str, created_ms: i64, url: &str| Delivery {
-            id: id.into(),
-            created_ms,
-            target: Target::Webhook {
-                url: url.into(),
-                secret: None,
-            },
-            rule: "r".into(),
-            function: "f".into(),
-            status: "firing".into(),
-            body: "{}".into(),
-            attempts: 0,
-            next_attempt_ms: created_ms,
-        };
         {
             let outbox = Outbox::open(dir.path()).unwrap();
             outbox

@@ -994,11 +994,7 @@ async fn scheduled_datapoints(
             if !c.function.matches(&f) {
                 continue;
             }
-            let points = out.entry(f).or_insert_with(|| {
-                let mut p = vec![zero; c.n];
-                p.truncate(c.n);
-                p
-            });
+            let points = out.entry(f).or_insert_with(|| vec![zero; c.n]);
             points[k] = Some(v);
         }
     }

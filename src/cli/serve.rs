@@ -274,6 +274,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if rules > 0 {
         tracing::info!(rules, "loaded the rules file");
     }
+    if args.demo && engine.rules().is_empty() {
+        for rule in super::simulate::demo_rules() {
+            engine.put_rule(rule, false)?;
+        }
+        tracing::info!("added the demo's alert rules");
+    }
+    tracing::info!("the web UI is at http://{addr}/");
     fnlens_web::serve(listener, state, shutdown_signal()).await?;
     tokio::task::spawn_blocking(move || {
         engine.shutdown();

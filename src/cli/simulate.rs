@@ -280,6 +280,27 @@ async fn post_file(args: &SimulateArgs, path: &PathBuf) -> anyhow::Result<()> {
 }
 
 /// The fleet of `fnlens serve --demo`: 20 functions at a gentle 50 invocations/s, forever.
+/// The alert rules `serve --demo` starts with when there are none, so that the Alerts page has
+/// something to show: the demo fleet's payments-webhook fails a quarter of the time.
+pub(crate) fn demo_rules() -> Vec<fnlens_alerts::Rule> {
+    [
+        serde_json::json!({
+            "name": "error rate above 5%", "function": "*", "metric": "error_rate",
+            "comparison": ">", "threshold": 5, "window": "1m", "evaluation_periods": 3,
+            "datapoints_to_alarm": 2, "min_invocations": 10, "severity": "critical",
+            "annotations": {"summary": "More than 5% of invocations fail"}
+        }),
+        serde_json::json!({
+            "name": "p99 duration above 10 s", "function": "*", "metric": "duration",
+            "statistic": "p99", "comparison": ">", "threshold": 10000, "window": "5m",
+            "min_invocations": 10, "severity": "warning"
+        }),
+    ]
+    .into_iter()
+    .map(|v| serde_json::from_value(v).expect("the demo rules are valid"))
+    .collect()
+}
+
 pub(crate) async fn demo(target: String) -> anyhow::Result<()> {
     let mut fleet = Fleet::new(&FleetConfig {
         functions: 20,
@@ -302,6 +323,18 @@ pub(crate) async fn demo(target: String) -> anyhow::Result<()> {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "demo batch not delivered");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_rules_compile() {
+        let rules = super::demo_rules();
+        assert_eq!(rules.len(), 2);
+        for rule in rules {
+            rule.compile().expect("a valid rule");
         }
     }
 }

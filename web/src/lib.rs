@@ -6,6 +6,7 @@ mod error;
 mod handlers;
 mod ingest;
 mod metrics;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use alerts::{QuerySources, start_alerts};
 pub use error::ApiError;
+pub use ui::embedded_assets;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -130,6 +132,8 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/alerts/silences/{id}",
             axum::routing::delete(alerts::delete_silence),
         )
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(metrics::render))
         .fallback(handlers::not_found)

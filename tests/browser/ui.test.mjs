@@ -1,0 +1,228 @@
+// The fnlens UI in headless Chromium against a real server that tests/browser.rs started and
+// filled with a simulated fleet (8 functions, payments-webhook failing a quarter of the time)
+// plus one known invocation. Environment: FNLENS_URL, SCREENSHOT_DIR, KNOWN_REQUEST_ID.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.FNLENS_URL;
+const SHOTS = process.env.SCREENSHOT_DIR;
+const KNOWN = process.env.KNOWN_REQUEST_ID;
+assert.ok(BASE && SHOTS && KNOWN, 'FNLENS_URL, SCREENSHOT_DIR and KNOWN_REQUEST_ID are set');
+
+let browser;
+let page;
+const pageErrors = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  context.setDefaultTimeout(15000);
+  page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+});
+
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+});
+
+const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+const go = async (hash) => {
+  await page.goto(`${BASE}/${hash}`);
+};
+const post = async (path, body, type = 'application/json') => {
+  const r = await fetch(`${BASE}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+  assert.ok(r.ok, `${path}: ${r.status} ${await r.text()}`);
+};
+
+test('a search finds a known line, with the matched term highlighted', async () => {
+  await go('#/logs?q=zanzibar&start=now-1h');
+  const line = page.locator('.lines li', { hasText: 'zanzibar parcel lost' });
+  await line.waitFor();
+  assert.equal(await page.locator('.lines > li').count(), 1);
+  assert.equal(await line.locator('mark').first().textContent(), 'zanzibar');
+  await page.locator('.summary b', { hasText: '1' }).waitFor();
+  // The line expands to its attributes as JSON.
+  await line.locator('summary').click();
+  const json = JSON.parse(await line.locator('pre').textContent());
+  assert.equal(json.attributes.order_id, 'o-991');
+  assert.equal(json.request_id, KNOWN);
+  await shot('logs-search');
+});
+
+test('the parser error is shown inline, at its position', async () => {
+  await go(`#/logs?q=${encodeURIComponent('level:ERROR AND (')}`);
+  const err = page.locator('.query-error .error-box');
+  await err.waitFor();
+  assert.match(await err.textContent(), /invalid_query: syntax error at position \d+/);
+  assert.match(await err.textContent(), /\^$/);
+  assert.equal(await page.locator('input[name=q]').getAttribute('aria-invalid'), 'true');
+});
+
+test('clicking a facet narrows the results to it', async () => {
+  await go('#/logs?start=now-1h');
+  await page.locator('.lines > li').first().waitFor();
+  const before = Number((await page.locator('.summary b').textContent()).replace(/,/g, ''));
+  await page.locator('.facets button', { hasText: 'payments-webhook' }).click();
+  await page.waitForFunction(() => decodeURIComponent(location.hash).includes('q=function:payments-webhook'));
+  await page.locator('.lines .fn').first().waitFor();
+  const fns = await page.locator('.lines .fn').allTextContents();
+  assert.ok(fns.length > 0);
+  assert.deepEqual([...new Set(fns)], ['payments-webhook']);
+  const after = Number((await page.locator('.summary b').textContent()).replace(/,/g, ''));
+  assert.ok(after > 0 && after < before, `${after} < ${before}`);
+  await shot('logs-facet');
+});
+
+test('scrolling to the end loads the next page through the cursor', async () => {
+  await go('#/logs?start=now-1h');
+  await page.locator('.lines > li').nth(99).waitFor();
+  await page.locator('.sentinel').scrollIntoViewIfNeeded();
+  await page.locator('.lines > li').nth(150).waitFor();
+  const times = await page.locator('.lines .ts').allTextContents();
+  const sorted = [...times].sort().reverse();
+  assert.deepEqual(times, sorted, 'newest first across pages');
+});
+
+test('dragging across the histogram zooms into that range', async () => {
+  await go('#/logs?start=now-1h');
+  // Once the lines are in, the layout (and the chart's width) is settled.
+  await page.locator('.lines > li').nth(99).waitFor();
+  const svg = page.locator('.panel .chart svg').first();
+  await svg.waitFor();
+  await svg.scrollIntoViewIfNeeded();
+  const box = await svg.boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => /start=\d{4}-\d\d-\d\dT/.test(decodeURIComponent(location.hash)));
+  const params = new URLSearchParams(page.url().split('?')[1]);
+  const span = Date.parse(params.get('end')) - Date.parse(params.get('start'));
+  assert.ok(span > 10 * 60e3 && span < 30 * 60e3, `zoomed to ${span} ms of the hour`);
+});
+
+test('the request id opens the invocation view', async () => {
+  await go('#/logs?q=zanzibar&start=now-1h');
+  await page.locator('.lines a.rid').first().click();
+  await page.waitForFunction((id) => location.hash === `#/invocation/${id}`, KNOWN);
+  const report = page.locator('dl.report');
+  await report.waitFor();
+  const text = await report.textContent();
+  assert.match(text, /checkout/);
+  assert.match(text, /2\.60 s/); // duration 2599.4 ms
+  assert.match(text, /94 MB used of 128 MB/);
+  assert.match(text, /yes, init 549 ms/);
+  const lines = await page.locator('.lines .msg').allTextContents();
+  assert.ok(lines.some((l) => l.includes('zanzibar parcel lost')));
+  assert.ok(lines.some((l) => l.startsWith('REPORT RequestId')));
+  await shot('invocation');
+});
+
+test('the function table shows the simulated functions, the failing one highlighted', async () => {
+  await go('#/functions?start=now-1h');
+  await page.locator('table[aria-label=Functions] tbody tr').first().waitFor();
+  const names = await page.locator('table[aria-label=Functions] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.function));
+  for (const f of ['checkout', 'invoice', 'image-resize', 'auth', 'search-api', 'email-sender', 'payments-webhook']) {
+    assert.ok(names.includes(f), `${f} in ${names}`);
+  }
+  const failing = await page.locator('tr.failing').evaluateAll((rows) => rows.map((r) => r.dataset.function));
+  assert.ok(failing.includes('payments-webhook'), `failing: ${failing}`);
+  assert.ok(!failing.includes('invoice'));
+  // Sortable: by invocations, ascending then descending.
+  await page.locator('th button', { hasText: 'Invocations' }).click();
+  await page.locator('th[aria-sort=descending]', { hasText: 'Invocations' }).waitFor();
+  const counts = (await page.locator('table[aria-label=Functions] tbody tr td:nth-child(2)').allTextContents())
+    .map((t) => Number(t.replace(/,/g, '')));
+  assert.deepEqual(counts, [...counts].sort((a, b) => b - a));
+  await shot('functions');
+  // The dashboard of the failing function: its charts, and its recent errors.
+  await page.locator('a', { hasText: 'payments-webhook' }).first().click();
+  await page.locator('.charts svg').first().waitFor();
+  assert.ok(await page.locator('.charts section').count() >= 5);
+  await page.locator('.lines .lvl-ERROR').first().waitFor();
+  await page.locator('label', { hasText: 'Compare versions' }).click();
+  await page.waitForFunction(() => location.hash.includes('versions=1'));
+  await page.locator('h3', { hasText: 'Invocations by version' }).waitFor();
+  await shot('function-dashboard');
+});
+
+test('an SQL query renders a table and a chart; errors carry DataFusion\'s message', async () => {
+  await go('#/sql');
+  const editor = page.locator('textarea[aria-label="SQL query"]');
+  await editor.fill(`SELECT date_bin(INTERVAL '1 minute', ts, TIMESTAMP '1970-01-01T00:00:00Z') AS minute,
+  count(*) AS invocations, count(*) FILTER (WHERE status <> 'success') AS errors
+FROM invocations WHERE ts >= now() - INTERVAL '1 hour' GROUP BY 1 ORDER BY 1`);
+  await editor.press('Control+Enter');
+  await page.locator('table[aria-label="Query results"] tbody tr').first().waitFor();
+  const headers = await page.locator('table[aria-label="Query results"] th').allTextContents();
+  assert.deepEqual(headers, ['minute', 'invocations', 'errors']);
+  await page.locator('.schema summary', { hasText: 'invocations' }).waitFor();
+  await page.locator('button', { hasText: 'Chart' }).click();
+  await page.locator('.sql-out .chart svg path[stroke]').first().waitFor();
+  assert.equal(await page.locator('.sql-out .legend > span').count(), 2);
+  await shot('sql-chart');
+  await editor.fill('SELECT nope FROM invocations');
+  await editor.press('Control+Enter');
+  const err = page.locator('.sql-out .error-box');
+  await err.waitFor();
+  assert.match(await err.textContent(), /nope/);
+});
+
+test('an alert rule created in the form appears with its state', async () => {
+  await go('#/alerts');
+  await page.locator('button', { hasText: 'New rule' }).click();
+  const dialog = page.locator('dialog');
+  await dialog.locator('input[name=name]').fill('webhook errors');
+  await dialog.locator('input[name=function]').fill('payments-webhook');
+  await dialog.locator('input[name=threshold]').fill('5');
+  await dialog.locator('input[name=window]').fill('7s');
+  await dialog.locator('button[type=submit]').click();
+  // Checked before saving: nothing was sent.
+  assert.equal(await page.locator('#rf-window-err').textContent(), 'A multiple of 5 s.');
+  const rules = await (await fetch(`${BASE}/api/v1/alerts/rules`)).json();
+  assert.equal(rules.rules.length, 0);
+  await dialog.locator('input[name=window]').fill('10m');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached' });
+  const rule = page.locator('article.rule[data-rule="webhook errors"]');
+  await rule.waitFor();
+  const state = rule.locator('tr[data-function="payments-webhook"] .state');
+  await state.waitFor();
+  assert.match(await state.textContent(), /^(OK|PENDING|ALARM|INSUFFICIENT_DATA)$/);
+  // A quarter of its 10-minute window fails: the rule fires.
+  await rule.locator('tr[data-function="payments-webhook"] .state-ALARM').waitFor();
+  await page.locator('table[aria-label="Alert history"] td', { hasText: 'webhook errors' }).first().waitFor();
+  await shot('alerts');
+  // Silence the instance.
+  await rule.locator('tr[data-function="payments-webhook"] button', { hasText: 'Silence' }).click();
+  await rule.locator('button', { hasText: /^Silence$/ }).last().click();
+  await page.locator('table[aria-label=Silences] td', { hasText: 'payments-webhook' }).waitFor();
+});
+
+test('live tail shows a line posted after it was switched on', async () => {
+  await go('#/logs?q=tailmarker');
+  await page.locator('.lines .empty').waitFor();
+  await page.locator('button', { hasText: 'Live tail' }).click();
+  await page.locator('.summary', { hasText: 'Live: new lines appear at the top.' }).waitFor();
+  await post('/api/v1/ingest/logs', JSON.stringify({ function: 'checkout', level: 'WARN', message: 'tailmarker arrived live' }));
+  await page.locator('.lines li', { hasText: 'tailmarker arrived live' }).waitFor();
+  await shot('live-tail');
+});
+
+test('the pages work on a narrow screen and in the dark theme', async () => {
+  await page.setViewportSize({ width: 420, height: 900 });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await go('#/functions?start=now-1h');
+  await page.locator('tr.failing').first().waitFor();
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(bg, 'rgb(15, 18, 22)');
+  await shot('functions-narrow-dark');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.emulateMedia({ colorScheme: 'light' });
+});

@@ -1,0 +1,106 @@
+//! The web UI: plain HTML, CSS and JavaScript modules from `web/ui`, embedded in the binary by
+//! rust-embed (debug builds read them from disk, so an edit shows on reload). The UI talks only
+//! to the public API; this module only serves its files.
+
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+use crate::error::ApiError;
+
+#[derive(RustEmbed)]
+#[folder = "ui/"]
+struct Assets;
+
+/// `GET /`: the single page; the views are routed in the page (`/#/logs?q=...`).
+pub(crate) async fn index(headers: HeaderMap) -> Response {
+    asset_response("index.html", &headers)
+}
+
+/// `GET /ui/{*path}`: a script, a style sheet or an icon.
+pub(crate) async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    asset_response(&path, &headers)
+}
+
+fn asset_response(path: &str, headers: &HeaderMap) -> Response {
+    let Some(file) = Assets::get(path) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no UI asset {path:?}"),
+        )
+        .into_response();
+    };
+    // Revalidated on every load (the UI changes with the binary), answered 304 when unchanged.
+    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
+    let cached = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if cached {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, content_type(path))], file.data).into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The embedded files and their total size in bytes, for `fnlens bench ui` and the tests.
+pub fn embedded_assets() -> Vec<(String, usize)> {
+    Assets::iter()
+        .filter_map(|name| Assets::get(&name).map(|f| (name.to_string(), f.data.len())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asset_has_a_known_type_and_the_total_stays_small() {
+        let assets = embedded_assets();
+        assert!(assets.iter().any(|(n, _)| n == "index.html"));
+        assert!(assets.iter().any(|(n, _)| n == "js/app.js"));
+        for (name, _) in &assets {
+            assert_ne!(
+                content_type(name),
+                "application/octet-stream",
+                "{name} would be served without a type"
+            );
+        }
+    }
+
+    #[test]
+    fn index_references_only_embedded_files() {
+        let index = String::from_utf8(Assets::get("index.html").unwrap().data.to_vec()).unwrap();
+        for part in index.split("\"/ui/").skip(1) {
+            let path = &part[..part.find('"').unwrap()];
+            assert!(Assets::get(path).is_some(), "index.html links /ui/{path}");
+        }
+    }
+}

@@ -214,6 +214,30 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight, then flushing");
 }
 
+/// How much recent history the demo fleet posts at start: the last 15 minutes, or the gap since
+/// the newest stored invocation when a previous run left some.
+async fn demo_backfill_ms(sql: &fnlens_query::SqlEngine) -> i64 {
+    const WINDOW_MS: i64 = 15 * 60_000;
+    let newest = sql
+        .execute(
+            "SELECT CAST(max(ts) AS BIGINT) AS newest FROM invocations \
+             WHERE ts >= now() - INTERVAL '15 minutes'",
+        )
+        .await
+        .ok()
+        .and_then(|r| {
+            let batch = r.batches.first()?;
+            let column = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()?;
+            (!column.is_empty() && arrow::array::Array::is_valid(column, 0))
+                .then(|| column.value(0))
+        });
+    let now = chrono::Utc::now().timestamp_millis();
+    newest.map_or(WINDOW_MS, |t| (now - t).clamp(0, WINDOW_MS))
+}
+
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(&args)?;
     // A bad rules file stops the start, before anything else happens.
@@ -240,16 +264,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     // Tests and scripts read the address from this line.
     println!("fnlens listening on http://{addr}");
-
-    if args.demo {
-        let target = format!("http://{addr}");
-        tokio::spawn(async move {
-            if let Err(e) = super::simulate::demo(target).await {
-                tracing::warn!(error = %e, "demo fleet stopped");
-            }
-        });
-        tracing::info!("demo fleet is posting simulated traffic");
-    }
 
     let mut alerts_config = fnlens_alerts::AlertsConfig::new(
         data_dir.join("alerts"),
@@ -279,6 +293,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             engine.put_rule(rule, false)?;
         }
         tracing::info!("added the demo's alert rules");
+    }
+    if args.demo {
+        let backfill_ms = demo_backfill_ms(&state.sql).await;
+        let target = format!("http://{addr}");
+        tokio::spawn(async move {
+            if let Err(e) = super::simulate::demo(target, backfill_ms).await {
+                tracing::warn!(error = %e, "demo fleet stopped");
+            }
+        });
+        tracing::info!("demo fleet is posting simulated traffic");
     }
     tracing::info!("the web UI is at http://{addr}/");
     fnlens_web::serve(listener, state, shutdown_signal()).await?;

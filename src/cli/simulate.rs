@@ -301,28 +301,43 @@ pub(crate) fn demo_rules() -> Vec<fnlens_alerts::Rule> {
     .collect()
 }
 
-pub(crate) async fn demo(target: String) -> anyhow::Result<()> {
+/// The demo fleet: 20 functions at 50 invocations/s, posted to `target` as they happen. It
+/// starts `backfill_ms` in the past and posts that stretch at once, so that the UI has a
+/// history to show from the first page load.
+pub(crate) async fn demo(target: String, backfill_ms: i64) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
     let mut fleet = Fleet::new(&FleetConfig {
         functions: 20,
         seed: 7,
-        start_ms: chrono::Utc::now().timestamp_millis(),
+        start_ms: now - backfill_ms,
         rate: 50.0,
     });
     let client = reqwest::Client::new();
+    let post = |b: SimBatch| {
+        let request = client
+            .post(format!("{target}/api/v1/ingest/lambda/{}", b.function))
+            .query(&[("instance", b.instance.as_str())])
+            .body(b.body);
+        async move {
+            if let Err(e) = request.send().await {
+                tracing::debug!(error = %e, "demo batch not delivered");
+            }
+        }
+    };
+    for _ in 0..backfill_ms / TICK_MS {
+        futures::future::join_all(fleet.tick(TICK_MS).into_iter().map(post)).await;
+    }
+    if backfill_ms > 0 {
+        tracing::info!(
+            minutes = backfill_ms / 60_000,
+            "demo fleet posted its recent history"
+        );
+    }
     let mut interval = tokio::time::interval(Duration::from_millis(TICK_MS as u64));
     loop {
         interval.tick().await;
         for b in fleet.tick(TICK_MS) {
-            let url = format!("{target}/api/v1/ingest/lambda/{}", b.function);
-            let r = client
-                .post(&url)
-                .query(&[("instance", b.instance.as_str())])
-                .body(b.body)
-                .send()
-                .await;
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "demo batch not delivered");
-            }
+            post(b).await;
         }
     }
 }

@@ -167,6 +167,11 @@ FROM invocations WHERE ts >= now() - INTERVAL '1 hour' GROUP BY 1 ORDER BY 1`);
   await page.locator('.sql-out .chart svg path[stroke]').first().waitFor();
   assert.equal(await page.locator('.sql-out .legend > span').count(), 2);
   await shot('sql-chart');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('button', { hasText: 'Download CSV' }).click()]);
+  const csv = await (await download.createReadStream()).toArray();
+  const text = Buffer.concat(csv).toString();
+  assert.equal(text.split('\n')[0], 'minute,invocations,errors');
+  assert.ok(text.trim().split('\n').length >= 6, text);
   await editor.fill('SELECT nope FROM invocations');
   await editor.press('Control+Enter');
   const err = page.locator('.sql-out .error-box');
@@ -187,7 +192,13 @@ test('an alert rule created in the form appears with its state', async () => {
   assert.equal(await page.locator('#rf-window-err').textContent(), 'A multiple of 5 s.');
   const rules = await (await fetch(`${BASE}/api/v1/alerts/rules`)).json();
   assert.equal(rules.rules.length, 0);
+  // The server checks what the form cannot, such as a log query, and the form shows its answer.
   await dialog.locator('input[name=window]').fill('10m');
+  await dialog.locator('select[name=metric]').selectOption('logs');
+  await dialog.locator('textarea[name=query]').fill('level:ERROR AND (');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.locator('.error-box', { hasText: 'invalid_rule: rule "webhook errors": the logs query: invalid query at position 17' }).waitFor();
+  await dialog.locator('select[name=metric]').selectOption('error_rate');
   await dialog.locator('button[type=submit]').click();
   await dialog.waitFor({ state: 'detached' });
   const rule = page.locator('article.rule[data-rule="webhook errors"]');
@@ -203,6 +214,20 @@ test('an alert rule created in the form appears with its state', async () => {
   await rule.locator('tr[data-function="payments-webhook"] button', { hasText: 'Silence' }).click();
   await rule.locator('button', { hasText: /^Silence$/ }).last().click();
   await page.locator('table[aria-label=Silences] td', { hasText: 'payments-webhook' }).waitFor();
+  await rule.locator('tr[data-function="payments-webhook"] .tag', { hasText: 'silenced' }).waitFor();
+  // Edit: the threshold goes up, and the server's answer is what the page shows.
+  await rule.locator('button', { hasText: 'Edit' }).click();
+  await dialog.locator('input[name=threshold]').fill('90');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached' });
+  await rule.locator('h2 small', { hasText: 'error_rate > 90 over 10m' }).waitFor();
+  const stored = await (await fetch(`${BASE}/api/v1/alerts/rules/webhook%20errors`)).json();
+  assert.equal(stored.threshold, 90);
+  // Delete, after the confirmation.
+  page.once('dialog', (d) => d.accept());
+  await rule.locator('button', { hasText: 'Delete' }).click();
+  await rule.waitFor({ state: 'detached' });
+  assert.equal((await (await fetch(`${BASE}/api/v1/alerts/rules`)).json()).rules.length, 0);
 });
 
 test('live tail shows a line posted after it was switched on', async () => {
@@ -213,6 +238,49 @@ test('live tail shows a line posted after it was switched on', async () => {
   await post('/api/v1/ingest/logs', JSON.stringify({ function: 'checkout', level: 'WARN', message: 'tailmarker arrived live' }));
   await page.locator('.lines li', { hasText: 'tailmarker arrived live' }).waitFor();
   await shot('live-tail');
+  // Scrolled down, new lines wait; Resume shows them.
+  await page.evaluate(() => { document.body.style.minHeight = '4000px'; window.scrollTo(0, 500); });
+  await post('/api/v1/ingest/logs', JSON.stringify({ function: 'checkout', message: 'tailmarker while scrolled' }));
+  await page.locator('.tail-paused', { hasText: '1 new lines' }).waitFor();
+  assert.equal(await page.locator('.lines li', { hasText: 'tailmarker while scrolled' }).count(), 0);
+  await page.locator('button', { hasText: 'Resume' }).click();
+  await page.locator('.lines li', { hasText: 'tailmarker while scrolled' }).waitFor();
+  await page.locator('button', { hasText: 'Live tail' }).click();
+  assert.equal(await page.locator('button', { hasText: 'Live tail' }).getAttribute('aria-pressed'), 'false');
+  await page.evaluate(() => { document.body.style.minHeight = ''; });
+});
+
+test('charts show values on hover', async () => {
+  await go('#/logs?start=now-15m');
+  await page.locator('.lines > li').first().waitFor();
+  const svg = page.locator('.panel .chart svg').first();
+  await svg.scrollIntoViewIfNeeded();
+  const box = await svg.boundingBox();
+  // The simulated fleet fills the minutes from 6 to 1 ago: the middle of the last 15 has lines.
+  await page.mouse.move(box.x + box.width * 0.7, box.y + box.height / 2);
+  const tip = page.locator('.chart .tip');
+  await tip.waitFor();
+  assert.match(await tip.textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*(INFO|ERROR|DEBUG|WARN): \d+/);
+});
+
+test('the keyboard reaches the pages and opens a log line', async () => {
+  await go('#/logs?q=zanzibar&start=now-1h');
+  await page.locator('.lines > li').first().waitFor();
+  await page.reload(); // focus starts from the top of the document
+  const reached = [];
+  for (let i = 0; i < 40 && !reached.includes('SUMMARY'); i++) {
+    await page.keyboard.press('Tab');
+    reached.push(await page.evaluate(() => document.activeElement.tagName));
+  }
+  assert.ok(reached.includes('A') && reached.includes('INPUT') && reached.includes('SELECT'), reached.join(' '));
+  assert.ok(reached.includes('SUMMARY'), 'a log line takes the focus');
+  await page.keyboard.press('Enter');
+  await page.locator('.lines details[open] pre').waitFor();
+});
+
+test('an unknown request id says so', async () => {
+  await go('#/invocation/no-such-request');
+  await page.locator('.empty', { hasText: 'No invocation or log line has this request id' }).waitFor();
 });
 
 test('the pages work on a narrow screen and in the dark theme', async () => {

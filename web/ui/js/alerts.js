@@ -147,8 +147,10 @@ function ruleForm(existing, onSaved) {
   function build() {
     const m = f.metric.value;
     const num = (el) => (el.value.trim() === '' ? undefined : Number(el.value));
+    // The list's rules carry their status (instances, alarm, error): not fields of a rule.
+    const { instances, alarm, error, ...stored } = existing || {};
     const rule = {
-      ...(existing || {}),
+      ...stored,
       name: f.name.value.trim(),
       function: f.function.value.trim(),
       version: f.version.value.trim() || undefined,
@@ -304,6 +306,11 @@ export const alertsPage = {
     }
     refresh();
     const timer = setInterval(() => { if (!document.hidden) refresh(); }, 5000);
-    return { leave() { clearInterval(timer); } };
+    return {
+      leave() {
+        clearInterval(timer);
+        document.querySelectorAll('dialog').forEach((d) => d.close());
+      },
+    };
   },
 };

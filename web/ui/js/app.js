@@ -74,5 +74,6 @@ function route() {
 window.addEventListener('hashchange', route);
 document.querySelector('[data-skip]').addEventListener('click', (e) => { e.preventDefault(); main.focus(); });
 route();
-refreshAlarmBadge();
+// The badge waits for the page's own requests.
+setTimeout(refreshAlarmBadge, 1000);
 setInterval(refreshAlarmBadge, 15000);

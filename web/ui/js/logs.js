@@ -7,6 +7,9 @@ import { h, clear, errorBox, loading, fmtTs, fmtInt, queryValue } from './util.j
 import { defaultRange, rangePicker, resolve, absolute, wider, describe, iso } from './time.js';
 
 const PAGE = 100;
+
+/** Runs `f` once the current changes are painted (for the marks `bench/ui.sh` reads). */
+const afterPaint = (f) => requestAnimationFrame(() => requestAnimationFrame(f));
 const FACETS = ['function', 'level', 'version'];
 
 /** One log line: a summary row that expands to every field as JSON. */
@@ -198,7 +201,7 @@ export const logsPage = {
         } else {
           list.append(...r.hits.map((hit) => lineItem(hit)));
         }
-        performance.mark('fnlens:logs-results');
+        afterPaint(() => performance.mark('fnlens:logs-results'));
         if (cursor) requestAnimationFrame(() => {
           const r2 = sentinel.getBoundingClientRect();
           if (r2.top < innerHeight + 400) more();
@@ -218,7 +221,7 @@ export const logsPage = {
         clear(histSlot, chart({ series, kind: 'stacked', height: 120, step: r.interval_ms, legend: true,
           domain: [resolved.startMs, resolved.endMs], label: 'Matching lines over time by level', empty: 'No matching lines.',
           format: (v) => fmtInt(v), onZoom: (a, b) => go(absolute(a, b)) }));
-        performance.mark('fnlens:logs-histogram');
+        afterPaint(() => performance.mark('fnlens:logs-histogram'));
       }).catch((e) => { if (e.name !== 'AbortError' && mine === ctrl && e.code !== 'invalid_query') clear(histSlot, errorBox(e)); else if (mine === ctrl) clear(histSlot); });
       facets.then((r) => {
         if (mine !== ctrl) return;

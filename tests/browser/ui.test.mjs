@@ -134,6 +134,8 @@ test('the function table shows the simulated functions, the failing one highligh
   const failing = await page.locator('tr.failing').evaluateAll((rows) => rows.map((r) => r.dataset.function));
   assert.ok(failing.includes('payments-webhook'), `failing: ${failing}`);
   assert.ok(!failing.includes('invoice'));
+  // Why it fails: its most frequent error type.
+  assert.match(await page.locator('tr[data-function="payments-webhook"] td').last().textContent(), /^\S+ \(\d+\)$/);
   // Sortable: by invocations, ascending then descending.
   await page.locator('th button', { hasText: 'Invocations' }).click();
   await page.locator('th[aria-sort=descending]', { hasText: 'Invocations' }).waitFor();
@@ -146,6 +148,9 @@ test('the function table shows the simulated functions, the failing one highligh
   await page.locator('.charts svg').first().waitFor();
   assert.ok(await page.locator('.charts section').count() >= 5);
   await page.locator('.lines .lvl-ERROR').first().waitFor();
+  const slowest = page.locator('table[aria-label="Slowest invocations"] tbody tr');
+  await slowest.first().waitFor();
+  assert.equal(await slowest.count(), 10);
   await page.locator('label', { hasText: 'Compare versions' }).click();
   await page.waitForFunction(() => location.hash.includes('versions=1'));
   await page.locator('h3', { hasText: 'Invocations by version' }).waitFor();
@@ -276,6 +281,24 @@ test('the keyboard reaches the pages and opens a log line', async () => {
   assert.ok(reached.includes('SUMMARY'), 'a log line takes the focus');
   await page.keyboard.press('Enter');
   await page.locator('.lines details[open] pre').waitFor();
+});
+
+test('HTML in a log line is shown as text', async () => {
+  await post('/api/v1/ingest/logs', JSON.stringify({ function: 'checkout', level: 'ERROR',
+    message: 'xsscheck <img src=x onerror="window.__xss=1"> & <b>bold</b>', note: '<script>window.__xss=2</script>' }));
+  for (let i = 0; i < 100; i++) {
+    const r = await (await fetch(`${BASE}/api/v1/logs/search?q=xsscheck`)).json();
+    if (r.total === 1) break;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  await go('#/logs?q=xsscheck');
+  const line = page.locator('.lines > li', { hasText: 'xsscheck' });
+  await line.waitFor();
+  assert.equal(await line.locator('.msg img, .msg b').count(), 0);
+  assert.match(await line.locator('.msg').textContent(), /xsscheck <img src=x onerror="window.__xss=1"> & <b>bold<\/b>/);
+  await line.locator('summary').click();
+  assert.match(await line.locator('pre').textContent(), /<script>window.__xss=2<\/script>/);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
 
 test('an unknown request id says so', async () => {

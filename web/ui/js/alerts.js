@@ -72,8 +72,11 @@ export async function refreshAlarmBadge() {
     badge.hidden = r.alerts.length === 0;
     badge.textContent = String(r.alerts.length);
     badge.title = `${r.alerts.length} alert instances in ALARM`;
-  } catch {
-    badge.hidden = true;
+  } catch (e) {
+    // 503: alerting is off. Anything else is worth a look.
+    badge.hidden = e.status === 503;
+    badge.textContent = '!';
+    badge.title = `Alert states unavailable: ${e.detail || e.message}`;
   }
 }
 

@@ -3,7 +3,7 @@ import { get, sql } from './api.js';
 import { navigate } from './app.js';
 import { chart, color } from './chart.js';
 import { lineItem } from './logs.js';
-import { h, clear, errorBox, loading, fmtInt, fmtMs, fmtPct, fmtNum, sqlString, queryValue } from './util.js';
+import { h, clear, errorBox, loading, fmtInt, fmtMs, fmtPct, fmtNum, fmtTs, sqlString, queryValue } from './util.js';
 import { defaultRange, rangePicker, resolve, absolute, describe, bucketSeconds, wider } from './time.js';
 
 /** An error rate at or above this share marks a function as failing. */
@@ -34,6 +34,8 @@ const COLUMNS = [
   ['cold_share', 'Cold starts', (r) => fmtPct(r.cold_share * 100), true],
   ['memory_utilization_max', 'Max memory', (r) => fmtPct(r.memory_utilization_max * 100, 0), true],
   ['gb_seconds', 'GB-s billed', (r) => fmtNum(r.gb_seconds, 2), true],
+  ['top_error', 'Top error', (r) => (r.top_error ? h('span', { class: 'mono', title: `${r.top_error_count} of ${r.errors} errors` },
+    `${r.top_error} (${fmtInt(r.top_error_count)})`) : ''), false],
 ];
 
 function rangeToolbar(range, path, extra = {}) {
@@ -89,14 +91,28 @@ export const functionsPage = {
       const r = resolve(range);
       if (!rows) clear(body, loading());
       try {
-        const [res, al] = await Promise.all([
+        const [res, errorTypes, al] = await Promise.all([
           sql(`SELECT function, ${STATS}, avg(CASE WHEN cold_start THEN 1.0 ELSE 0.0 END) AS cold_share
                FROM invocations WHERE ${between(r)} GROUP BY function`, mine.signal),
-          get('/api/v1/alerts', { state: 'ALARM' }, mine.signal).catch(() => ({ alerts: [] })),
+          sql(`SELECT function, coalesce(error_type, status) AS error_type, count(*) AS n FROM invocations
+               WHERE status <> 'success' AND ${between(r)} GROUP BY 1, 2`, mine.signal),
+          // Without the alerts (disabled, or failing), the table still shows; the reason is noted.
+          get('/api/v1/alerts', { state: 'ALARM' }, mine.signal).catch((e) => {
+            if (e.name === 'AbortError') throw e;
+            return { alerts: [], error: e };
+          }),
         ]);
         if (mine !== ctrl) return;
-        rows = res.rows;
+        // Why a function fails: its most frequent error type.
+        const top = new Map();
+        for (const e of errorTypes.rows) {
+          const cur = top.get(e.function);
+          if (!cur || e.n > cur.n || (e.n === cur.n && e.error_type < cur.error_type)) top.set(e.function, e);
+        }
+        rows = res.rows.map((x) => ({ ...x, top_error: top.get(x.function)?.error_type ?? '', top_error_count: top.get(x.function)?.n ?? 0 }));
         alarms = new Set(al.alerts.map((a) => a.function));
+        toolbar.querySelector('.alerts-note')?.remove();
+        if (al.error) toolbar.append(h('span', { class: 'hint alerts-note' }, `Alert states unavailable: ${al.error.detail}`));
         const total = rows.reduce((a, x) => a + x.invocations, 0);
         const errors = rows.reduce((a, x) => a + x.errors, 0);
         const failing = rows.filter((x) => x.error_rate >= FAILING_ERROR_RATE);
@@ -146,11 +162,12 @@ export const functionPage = {
       const cards = h('div', { class: 'cards' }, loading());
       const charts = h('div', { class: 'charts' });
       const errors = h('div', {}, loading());
+      const slowest = h('div', {}, loading());
       clear(main, h('h1', {}, name, h('small', {}, h('a', { href: `#/functions?start=${encodeURIComponent(range.start)}&end=${encodeURIComponent(range.end)}` }, 'all functions'))),
         h('div', { class: 'toolbar' }, rangePicker(range, (x) => go(x)), toggle,
           h('a', { href: `#/logs?q=${encodeURIComponent(`function:${queryValue(name)}`)}&start=${encodeURIComponent(range.start)}&end=${encodeURIComponent(range.end)}` }, 'Logs of this function'),
           h('span', { class: 'hint' }, 'Drag across a chart to zoom.')),
-        cards, charts, h('h2', {}, 'Recent errors'), errors);
+        cards, charts, h('h2', {}, 'Recent errors'), errors, h('h2', {}, 'Slowest invocations'), slowest);
       ctrl?.abort();
       ctrl = new AbortController();
       const mine = ctrl;
@@ -217,6 +234,7 @@ export const functionPage = {
         if (e.name !== 'AbortError') clear(charts, errorBox(e));
         clear(cards);
       }
+      slowestInvocations(slowest, name, r, mine.signal);
       get('/api/v1/logs/search', { q: `function:${queryValue(name)} AND level:ERROR`, start: new Date(r.startMs).toISOString(),
         end: new Date(r.endMs).toISOString(), limit: 10, highlight: true }, mine.signal).then((res) => {
         if (mine !== ctrl) return;
@@ -230,3 +248,20 @@ export const functionPage = {
     return { update: load, leave() { ctrl?.abort(); } };
   },
 };
+
+/** The ten slowest invocations of a function, each a link to its invocation view. */
+async function slowestInvocations(slot, name, r, signal) {
+  try {
+    const res = await sql(`SELECT request_id, ts, version, duration_ms, status, error_type, cold_start
+      FROM invocations WHERE function = ${sqlString(name)} AND ${between(r)} ORDER BY duration_ms DESC LIMIT 10`, signal);
+    clear(slot, res.rows.length ? h('div', { class: 'panel table-wrap' }, h('table', { 'aria-label': 'Slowest invocations' },
+      h('thead', {}, h('tr', {}, ['Request id', 'Started (UTC)', 'Version', 'Duration', 'Status', 'Cold'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, res.rows.map((x) => h('tr', {},
+        h('td', {}, h('a', { class: 'mono', href: `#/invocation/${encodeURIComponent(x.request_id)}` }, x.request_id)),
+        h('td', { class: 'mono' }, fmtTs(Date.parse(x.ts))), h('td', {}, x.version), h('td', { class: 'num' }, fmtMs(x.duration_ms)),
+        h('td', {}, h('span', { class: `tag ${x.status === 'success' ? 'ok' : 'bad'}` }, x.status), x.error_type ? ` ${x.error_type}` : ''),
+        h('td', {}, x.cold_start ? 'cold' : '')))))) : h('p', { class: 'empty' }, 'No invocations in this range.'));
+  } catch (e) {
+    if (e.name !== 'AbortError') clear(slot, errorBox(e));
+  }
+}

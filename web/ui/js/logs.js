@@ -222,7 +222,10 @@ export const logsPage = {
           domain: [resolved.startMs, resolved.endMs], label: 'Matching lines over time by level', empty: 'No matching lines.',
           format: (v) => fmtInt(v), onZoom: (a, b) => go(absolute(a, b)) }));
         afterPaint(() => performance.mark('fnlens:logs-histogram'));
-      }).catch((e) => { if (e.name !== 'AbortError' && mine === ctrl && e.code !== 'invalid_query') clear(histSlot, errorBox(e)); else if (mine === ctrl) clear(histSlot); });
+      }).catch((e) => {
+        if (e.name === 'AbortError' || mine !== ctrl) return;
+        clear(histSlot, e.code === 'invalid_query' ? null : errorBox(e));
+      });
       facets.then((r) => {
         if (mine !== ctrl) return;
         clear(facetsSlot, FACETS.map((field) => [
@@ -234,7 +237,11 @@ export const logsPage = {
               h('span', { class: 'count' }, fmtInt(f.count))))),
             (r.facets[field] || []).length ? null : h('li', { class: 'hint' }, 'none')),
         ]));
-      }).catch((e) => { if (e.name !== 'AbortError' && mine === ctrl) clear(facetsSlot); });
+      }).catch((e) => {
+        if (e.name === 'AbortError' || mine !== ctrl) return;
+        // A bad query is reported once, above the results.
+        clear(facetsSlot, e.code === 'invalid_query' ? null : errorBox(e));
+      });
       if (tailWasOn && queryChanged) setTail(true);
     }
 

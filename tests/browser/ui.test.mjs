@@ -107,6 +107,21 @@ test('dragging across the histogram zooms into that range', async () => {
   assert.ok(span > 10 * 60e3 && span < 30 * 60e3, `zoomed to ${span} ms of the hour`);
 });
 
+test('an empty range offers to widen it; absolute ranges go in the URL', async () => {
+  await go('#/logs?q=zanzibar&start=now-5m');
+  await page.locator('.lines > li').first().waitFor();
+  await go('#/logs?q=nosuchword&start=now-5m');
+  await page.locator('.lines .empty', { hasText: 'No logs in this range.' }).waitFor();
+  await page.locator('button', { hasText: 'Widen it to last 15m' }).click();
+  await page.waitForFunction(() => location.hash.includes('start=now-15m'));
+  await page.locator('select[aria-label="Time range"]').selectOption('custom');
+  await page.locator('input[aria-label="From (UTC)"]').fill('2026-01-01T10:00');
+  await page.locator('input[aria-label="To (UTC)"]').fill('2026-01-01T12:30');
+  await page.locator('button', { hasText: 'Apply' }).click();
+  await page.waitForFunction(() => decodeURIComponent(location.hash).includes('start=2026-01-01T10:00:00.000Z&end=2026-01-01T12:30:00.000Z'));
+  assert.match(await page.locator('.summary').textContent(), /2026-01-01 10:00:00 – 2026-01-01 12:30:00 UTC/);
+});
+
 test('the request id opens the invocation view', async () => {
   await go('#/logs?q=zanzibar&start=now-1h');
   await page.locator('.lines a.rid').first().click();

@@ -308,7 +308,12 @@ export const alertsPage = {
       }
     }
     refresh();
-    const timer = setInterval(() => { if (!document.hidden) refresh(); }, 5000);
+    // Refreshed every 5 s, unless the keyboard focus is in one of the lists (a re-render would lose it).
+    const timer = setInterval(() => {
+      const focus = document.activeElement;
+      if (document.hidden || [rulesSlot, silencesSlot, historySlot].some((slot) => slot.contains(focus))) return;
+      refresh();
+    }, 5000);
     return {
       leave() {
         clearInterval(timer);

@@ -137,7 +137,12 @@ export const functionsPage = {
       }
     }
     load(params);
-    timer = setInterval(() => { if (range.end === 'now' && !document.hidden) load(new URLSearchParams({ ...range, sort: sort.key, dir: sort.desc ? 'desc' : 'asc' })); }, 15000);
+    // A relative range is refreshed every 15 s, unless the keyboard focus is in the table (a
+    // re-render would lose it).
+    timer = setInterval(() => {
+      if (range.end !== 'now' || document.hidden || body.contains(document.activeElement)) return;
+      load(new URLSearchParams({ ...range, sort: sort.key, dir: sort.desc ? 'desc' : 'asc' }));
+    }, 15000);
     return { update: load, leave() { ctrl?.abort(); clearInterval(timer); } };
   },
 };

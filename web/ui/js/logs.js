@@ -7,6 +7,8 @@ import { h, clear, errorBox, loading, fmtTs, fmtInt, queryValue } from './util.j
 import { defaultRange, rangePicker, resolve, absolute, wider, describe, iso } from './time.js';
 
 const PAGE = 100;
+/** The most lines the live tail keeps on the page. */
+const MAX_LINES = 2000;
 
 /** Runs `f` once the current changes are painted (for the marks `bench/ui.sh` reads). */
 const afterPaint = (f) => requestAnimationFrame(() => requestAnimationFrame(f));
@@ -103,12 +105,9 @@ export const logsPage = {
       tailNote.textContent = 'Live: connecting…';
       es.addEventListener('line', (e) => {
         const hit = JSON.parse(e.data);
-        if (paused()) {
-          buffered.push(hit);
-          showPaused();
-        } else {
-          prepend([hit]);
-        }
+        buffered.push(hit);
+        if (paused()) showPaused();
+        else if (buffered.length === 1) requestAnimationFrame(() => (paused() ? showPaused() : flush()));
       });
       es.addEventListener('dropped', (e) => {
         const d = JSON.parse(e.data);
@@ -131,8 +130,14 @@ export const logsPage = {
     function prepend(hits) {
       list.querySelector('.empty')?.remove();
       const frag = document.createDocumentFragment();
-      for (const hit of hits.reverse()) frag.append(lineItem(hit, { isNew: true }));
+      for (const hit of hits.slice(-MAX_LINES).reverse()) frag.append(lineItem(hit, { isNew: true }));
       list.prepend(frag);
+      // A busy tail would grow the page without end: the oldest lines go, and paging with them.
+      if (list.children.length > MAX_LINES) {
+        while (list.children.length > MAX_LINES) list.lastChild.remove();
+        cursor = null;
+        clear(status, h('p', { class: 'hint' }, `Showing the newest ${fmtInt(MAX_LINES)} lines; search again to page through older ones.`));
+      }
     }
     const onScroll = () => { if (tail && !paused()) flush(); };
     window.addEventListener('scroll', onScroll, { passive: true });

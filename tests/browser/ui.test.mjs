@@ -219,6 +219,9 @@ test('an alert rule created in the form appears with its state', async () => {
   await dialog.locator('button[type=submit]').click();
   await dialog.locator('.error-box', { hasText: 'invalid_rule: rule "webhook errors": the logs query: invalid query at position 17' }).waitFor();
   await dialog.locator('select[name=metric]').selectOption('error_rate');
+  // A webhook nobody listens on: its delivery attempts fail, and the history shows them.
+  await dialog.locator('input[name=url]').fill('http://127.0.0.1:9/hook');
+  await dialog.locator('input[name=secret]').fill('s3cret');
   await dialog.locator('button[type=submit]').click();
   await dialog.waitFor({ state: 'detached' });
   const rule = page.locator('article.rule[data-rule="webhook errors"]');
@@ -229,6 +232,8 @@ test('an alert rule created in the form appears with its state', async () => {
   // A quarter of its 10-minute window fails: the rule fires.
   await rule.locator('tr[data-function="payments-webhook"] .state-ALARM').waitFor();
   await page.locator('table[aria-label="Alert history"] td', { hasText: 'webhook errors' }).first().waitFor();
+  await page.locator('table[aria-label="Alert history"] td', { hasText: 'firing to http://127.0.0.1:9/hook, attempt 1' }).first().waitFor();
+  assert.equal(await page.locator('table[aria-label="Alert history"] .tag', { hasText: 'failed' }).first().textContent(), 'failed');
   await shot('alerts');
   // Silence the instance.
   await rule.locator('tr[data-function="payments-webhook"] button', { hasText: 'Silence' }).click();

@@ -212,6 +212,21 @@ function ruleForm(existing, onSaved) {
   f[existing ? 'function' : 'name'].focus();
 }
 
+/**
+ * A rule's instances as a table; with many, those in OK fold under a summary line, so that the
+ * ones that need a look come first.
+ */
+function instanceTables(rule, instances, row) {
+  const table = (list, label) => h('div', { class: 'table-wrap' }, h('table', { 'aria-label': label },
+    h('thead', {}, h('tr', {}, ['Function', 'State', 'Value', 'Since', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, list.map(row))));
+  const ok = instances.filter((a) => a.state === 'OK');
+  if (instances.length <= 10 || !ok.length) return table(instances, `Instances of ${rule.name}`);
+  const rest = instances.filter((a) => a.state !== 'OK');
+  return [rest.length ? table(rest, `Instances of ${rule.name}`) : null,
+    h('details', {}, h('summary', {}, `${ok.length} instances in OK`), table(ok, `Instances of ${rule.name} in OK`))];
+}
+
 export const alertsPage = {
   title: () => 'Alerts',
   render(main) {
@@ -269,9 +284,7 @@ export const alertsPage = {
                 try { await send('DELETE', `/api/v1/alerts/rules/${encodeURIComponent(rule.name)}`); refresh(); } catch (e) { rulesSlot.prepend(errorBox(e)); }
               } }, 'Delete')),
             rule.error ? errorBox(rule.error) : null,
-            inst.length ? h('div', { class: 'table-wrap' }, h('table', { 'aria-label': `Instances of ${rule.name}` },
-              h('thead', {}, h('tr', {}, ['Function', 'State', 'Value', 'Since', ''].map((c) => h('th', { scope: 'col' }, c)))),
-              h('tbody', {}, inst.map((a) => {
+            inst.length ? instanceTables(rule, inst, (a) => {
                 const actions = h('td', {}, a.silenced ? h('span', { class: 'tag muted' }, 'silenced')
                   : h('button', { type: 'button', onclick: (e) => silenceForm(rule.name, a.function, e.target.closest('td')) }, 'Silence'));
                 return h('tr', { class: a.state === 'ALARM' ? 'failing' : '', dataset: { function: a.function } },
@@ -280,7 +293,7 @@ export const alertsPage = {
                   h('td', { class: 'num' }, formatValue(rule, a.value)),
                   h('td', { title: `${fmtTs(a.since_ms, false)} UTC` }, fmtAgo(a.since_ms)),
                   actions);
-              }))))
+              })
               : h('p', { class: 'hint' }, 'No instance yet: it appears with the first evaluation (within seconds for streaming rules).'));
         }) : h('div', { class: 'empty panel' }, h('p', {}, 'No alert rules yet.'),
           h('button', { type: 'button', class: 'primary', onclick: () => ruleForm(null, refresh) }, 'Create the first rule')));
@@ -300,7 +313,7 @@ export const alertsPage = {
               : [h('span', { class: `tag ${e.outcome === 'delivered' ? 'ok' : 'bad'}` }, e.outcome), ` ${e.status} to ${e.target}, attempt ${e.attempt}`,
                 e.http_status ? `, HTTP ${e.http_status}` : '', e.error ? `, ${e.error}` : '',
                 e.next_attempt_ms ? `, next ${fmtTs(e.next_attempt_ms, false)}` : '']))))),
-          history.pending_deliveries ? h('p', { class: 'hint' }, `${history.pending_deliveries} deliveries pending.`) : null)
+          history.pending_deliveries ? h('p', { class: 'hint' }, `${history.pending_deliveries} ${history.pending_deliveries === 1 ? 'delivery' : 'deliveries'} pending.`) : null)
           : h('p', { class: 'hint' }, 'Nothing has happened yet.'));
       } catch (e) {
         clear(rulesSlot, errorBox(e));

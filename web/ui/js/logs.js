@@ -106,6 +106,7 @@ export const logsPage = {
       es.addEventListener('line', (e) => {
         const hit = JSON.parse(e.data);
         buffered.push(hit);
+        if (buffered.length > MAX_LINES) buffered.splice(0, buffered.length - MAX_LINES);
         if (paused()) showPaused();
         else if (buffered.length === 1) requestAnimationFrame(() => (paused() ? showPaused() : flush()));
       });
@@ -113,7 +114,15 @@ export const logsPage = {
         const d = JSON.parse(e.data);
         tailNote.textContent = `Live: ${d.lines} lines were dropped because the page read too slowly.`;
       });
-      es.onerror = () => { if (tail === es) tailNote.textContent = 'Live tail: connection lost, reconnecting…'; };
+      es.onerror = () => {
+        if (tail !== es) return;
+        // EventSource reconnects by itself after a dropped connection, but not after an error
+        // answer (a query the tail refuses, say).
+        tailNote.textContent = es.readyState === EventSource.CLOSED
+          ? 'Live tail stopped: the server refused the stream.'
+          : 'Live tail: connection lost, reconnecting…';
+        if (es.readyState === EventSource.CLOSED) tailBtn.setAttribute('aria-pressed', 'false');
+      };
       es.addEventListener('subscribed', () => { if (tail === es) tailNote.textContent = 'Live: new lines appear at the top.'; });
     }
     const tailNote = h('span', { hidden: true });

@@ -268,8 +268,14 @@ test('live tail shows a line posted after it was switched on', async () => {
   await post('/api/v1/ingest/logs', JSON.stringify({ function: 'checkout', message: 'tailmarker while scrolled' }));
   await page.locator('.tail-paused', { hasText: '1 new lines' }).waitFor();
   assert.equal(await page.locator('.lines li', { hasText: 'tailmarker while scrolled' }).count(), 0);
-  await page.locator('button', { hasText: 'Resume' }).click();
+  // Resume, without scrolling first (scrolling back up resumes by itself: next).
+  await page.locator('button', { hasText: 'Resume' }).dispatchEvent('click');
   await page.locator('.lines li', { hasText: 'tailmarker while scrolled' }).waitFor();
+  await page.evaluate(() => window.scrollTo(0, 500));
+  await post('/api/v1/ingest/logs', JSON.stringify({ function: 'checkout', message: 'tailmarker scrolled again' }));
+  await page.locator('.tail-paused', { hasText: '1 new lines' }).waitFor();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.locator('.lines li', { hasText: 'tailmarker scrolled again' }).waitFor();
   await page.locator('button', { hasText: 'Live tail' }).click();
   assert.equal(await page.locator('button', { hasText: 'Live tail' }).getAttribute('aria-pressed'), 'false');
   await page.evaluate(() => { document.body.style.minHeight = ''; });
@@ -324,6 +330,45 @@ test('HTML in a log line is shown as text', async () => {
 test('an unknown request id says so', async () => {
   await go('#/invocation/no-such-request');
   await page.locator('.empty', { hasText: 'No invocation or log line has this request id' }).waitFor();
+});
+
+/** The text of the page whose contrast with its background is under WCAG AA's 4.5:1. */
+function lowContrast() {
+  return page.evaluate(() => {
+    const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+      .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = (el) => {
+      for (; el; el = el.parentElement) {
+        const c = rgb(getComputedStyle(el).backgroundColor);
+        if (c.length < 4 || c[3] > 0) return c;
+      }
+      return [255, 255, 255];
+    };
+    const bad = [];
+    for (const el of document.querySelectorAll('main *, header *')) {
+      const text = [...el.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim()).map((n) => n.textContent.trim()).join(' ');
+      if (!text || el.closest('[hidden], details:not([open]) > :not(summary)') || !el.getClientRects().length) continue;
+      const a = lum(rgb(getComputedStyle(el).color));
+      const b = lum(background(el));
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      if (ratio < 4.5) bad.push(`${el.tagName}.${el.className} "${text.slice(0, 30)}" ${ratio.toFixed(2)}`);
+    }
+    return bad;
+  });
+}
+
+test('text has readable contrast in both themes', async () => {
+  for (const scheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const view of ['#/functions?start=now-1h', '#/logs?q=zanzibar&start=now-1h', '#/alerts', '#/sql']) {
+      await go(view);
+      await page.waitForLoadState('networkidle');
+      await page.waitForTimeout(300);
+      assert.deepEqual(await lowContrast(), [], `${scheme} ${view}`);
+    }
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
 });
 
 test('the pages work on a narrow screen and in the dark theme', async () => {

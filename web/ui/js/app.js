@@ -56,6 +56,8 @@ function route() {
   }
   const [m, page] = found;
   const arg = m[1] ? decodeURIComponent(m[1]) : undefined;
+  // What the view shows now (tests wait for it after a navigation).
+  main.dataset.route = location.hash;
   if (current && current.page === page && current.arg === arg && current.handle?.update) {
     current.handle.update(params);
     return;

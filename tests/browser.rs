@@ -1,5 +1,6 @@
 //! The web UI in a real browser: Playwright (`tests/browser/ui.test.mjs`, run by Node's test
-//! runner) drives headless Chromium against a real server filled with a simulated fleet.
+//! runner) drives headless Chromium against a real server filled with a simulated fleet. The
+//! same run has the unit tests of the UI's pure functions (`tests/browser/units.test.mjs`).
 //! `scripts/setup-browser-tests.sh` installs Chromium and playwright-core when they are missing.
 //! Screenshots of every page land in `target/ui-screenshots/`.
 
@@ -95,6 +96,7 @@ async fn the_ui_in_a_real_browser() {
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
         .args(["--test", "--test-reporter=spec", "--test-concurrency=1"])
+        .arg(root.join("tests/browser/units.test.mjs"))
         .arg(root.join("tests/browser/ui.test.mjs"))
         .env("FNLENS_URL", &server.base)
         .env("SCREENSHOT_DIR", &shots)

@@ -74,11 +74,6 @@ export const sqlString = (s) => `'${String(s).replace(/'/g, "''")}'`;
 /** A value of the search language, quoted when it is not a plain term. */
 export const queryValue = (v) => (/^[\w.$\-*]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`);
 
-export function debounce(fn, ms) {
-  let t;
-  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
-}
-
 export function download(name, text, type) {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = h('a', { href: url, download: name });

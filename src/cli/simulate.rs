@@ -279,7 +279,6 @@ async fn post_file(args: &SimulateArgs, path: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The fleet of `fnlens serve --demo`: 20 functions at a gentle 50 invocations/s, forever.
 /// The alert rules `serve --demo` starts with when there are none, so that the Alerts page has
 /// something to show: the demo fleet's payments-webhook fails a quarter of the time.
 pub(crate) fn demo_rules() -> Vec<fnlens_alerts::Rule> {
@@ -301,9 +300,9 @@ pub(crate) fn demo_rules() -> Vec<fnlens_alerts::Rule> {
     .collect()
 }
 
-/// The demo fleet: 20 functions at 50 invocations/s, posted to `target` as they happen. It
-/// starts `backfill_ms` in the past and posts that stretch at once, so that the UI has a
-/// history to show from the first page load.
+/// The fleet of `fnlens serve --demo`: 20 functions at a gentle 50 invocations/s, forever,
+/// posted to `target` as they happen. It starts `backfill_ms` in the past and posts that
+/// stretch at once, so that the UI has a history to show from the first page load.
 pub(crate) async fn demo(target: String, backfill_ms: i64) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut fleet = Fleet::new(&FleetConfig {

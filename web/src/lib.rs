@@ -20,7 +20,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use alerts::{QuerySources, start_alerts};
 pub use error::ApiError;
-pub use ui::embedded_assets;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]

@@ -175,6 +175,10 @@ test('the function table shows the simulated functions, the failing one highligh
   const slowest = page.locator('table[aria-label="Slowest invocations"] tbody tr');
   await slowest.first().waitFor();
   assert.equal(await slowest.count(), 10);
+  assert.equal(await page.locator('a', { hasText: 'Logs of this function' }).getAttribute('href'),
+    '#/logs?q=function%3Apayments-webhook&start=now-1h&end=now');
+  assert.equal(await page.locator('a', { hasText: /^All \d+ error lines$/ }).getAttribute('href'),
+    '#/logs?q=function%3Apayments-webhook+AND+level%3AERROR&start=now-1h&end=now');
   await page.locator('label', { hasText: 'Compare versions' }).click();
   await routed('versions=1');
   await page.locator('h3', { hasText: 'Invocations by version' }).waitFor();

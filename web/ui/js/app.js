@@ -28,15 +28,20 @@ function parseHash() {
   return { path, params: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
 }
 
+/** The link to a view: `#path?k=v...`, leaving out empty parameters. */
+export function href(path, params) {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) if (v !== undefined && v !== null && v !== '') qs.set(k, v);
+  const s = qs.toString();
+  return `#${path}${s ? `?${s}` : ''}`;
+}
+
 /**
  * Goes to a view. `record` only records in the URL (replacing the history entry) what the
  * page already shows, without routing.
  */
 export function navigate(path, params, record = false) {
-  const qs = new URLSearchParams();
-  for (const [k, v] of Object.entries(params || {})) if (v !== undefined && v !== null && v !== '') qs.set(k, v);
-  const s = qs.toString();
-  const hash = `#${path}${s ? `?${s}` : ''}`;
+  const hash = href(path, params);
   if (record) { history.replaceState(null, '', hash); return; }
   if (hash === location.hash) route(); else location.hash = hash;
 }

@@ -1,6 +1,6 @@
 // The Functions table and each function's dashboard, both computed with the SQL API.
 import { get, sql } from './api.js';
-import { navigate } from './app.js';
+import { navigate, href } from './app.js';
 import { chart, color } from './chart.js';
 import { lineItem } from './logs.js';
 import { h, clear, errorBox, loading, fmtInt, fmtMs, fmtPct, fmtNum, fmtTs, sqlString, queryValue } from './util.js';
@@ -37,10 +37,6 @@ const COLUMNS = [
   ['top_error', 'Top error', (r) => (r.top_error ? h('span', { class: 'mono', title: `${r.top_error_count} of ${r.errors} errors` },
     `${r.top_error} (${fmtInt(r.top_error_count)})`) : ''), false],
 ];
-
-function rangeToolbar(range, path, extra = {}) {
-  return rangePicker(range, (r) => navigate(path, { ...extra, ...r }));
-}
 
 export const functionsPage = {
   title: () => 'Functions',
@@ -83,7 +79,7 @@ export const functionsPage = {
     async function load(p) {
       range = defaultRange(p);
       sort = { key: p.get('sort') || 'error_rate', desc: p.get('dir') !== 'asc' };
-      clear(toolbar, rangeToolbar(range, '/functions', { sort: p.get('sort'), dir: p.get('dir') }),
+      clear(toolbar, rangePicker(range, (x) => navigate('/functions', { sort: p.get('sort'), dir: p.get('dir'), ...x })),
         h('span', { class: 'hint' }, `Failing: an error rate of ${FAILING_ERROR_RATE * 100}% or more. Click a function for its dashboard.`));
       ctrl?.abort();
       ctrl = new AbortController();
@@ -168,9 +164,9 @@ export const functionPage = {
       const charts = h('div', { class: 'charts' });
       const errors = h('div', {}, loading());
       const slowest = h('div', {}, loading());
-      clear(main, h('h1', {}, name, h('small', {}, h('a', { href: `#/functions?start=${encodeURIComponent(range.start)}&end=${encodeURIComponent(range.end)}` }, 'all functions'))),
+      clear(main, h('h1', {}, name, h('small', {}, h('a', { href: href('/functions', range) }, 'all functions'))),
         h('div', { class: 'toolbar' }, rangePicker(range, (x) => go(x)), toggle,
-          h('a', { href: `#/logs?q=${encodeURIComponent(`function:${queryValue(name)}`)}&start=${encodeURIComponent(range.start)}&end=${encodeURIComponent(range.end)}` }, 'Logs of this function'),
+          h('a', { href: href('/logs', { q: `function:${queryValue(name)}`, ...range }) }, 'Logs of this function'),
           h('span', { class: 'hint' }, 'Drag across a chart to zoom.')),
         cards, charts, h('h2', {}, 'Recent errors'), errors, h('h2', {}, 'Slowest invocations'), slowest);
       ctrl?.abort();
@@ -240,12 +236,13 @@ export const functionPage = {
         clear(cards);
       }
       slowestInvocations(slowest, name, r, mine.signal);
-      get('/api/v1/logs/search', { q: `function:${queryValue(name)} AND level:ERROR`, start: new Date(r.startMs).toISOString(),
+      const errorQuery = `function:${queryValue(name)} AND level:ERROR`;
+      get('/api/v1/logs/search', { q: errorQuery, start: new Date(r.startMs).toISOString(),
         end: new Date(r.endMs).toISOString(), limit: 10, highlight: true }, mine.signal).then((res) => {
         if (mine !== ctrl) return;
         clear(errors, res.hits.length
           ? [h('ul', { class: 'lines panel' }, res.hits.map((x) => lineItem(x))),
-             res.total > res.hits.length ? h('p', {}, h('a', { href: `#/logs?q=${encodeURIComponent(`function:${queryValue(name)} AND level:ERROR`)}&start=${encodeURIComponent(range.start)}&end=${encodeURIComponent(range.end)}` }, `All ${fmtInt(res.total)} error lines`)) : null]
+             res.total > res.hits.length ? h('p', {}, h('a', { href: href('/logs', { q: errorQuery, ...range }) }, `All ${fmtInt(res.total)} error lines`)) : null]
           : h('p', { class: 'empty' }, 'No ERROR lines in this range.'));
       }).catch((e) => { if (e.name !== 'AbortError') clear(errors, errorBox(e)); });
     }
